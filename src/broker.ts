@@ -1,0 +1,108 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import { createPolicyAuthorizer } from './access/authorizer.js';
+import { AuditService, FileSink, StdoutSink, type AuditSink } from './audit/index.js';
+import { createTokenService } from './auth/token-service.js';
+import { Barrier } from './barrier/barrier.js';
+import type { ServerConfig } from './config.js';
+import { buildApp } from './http/app.js';
+import { ensureTls } from './http/tls.js';
+import { createKvService } from './kv/kv-service.js';
+import { OperatorService } from './operator/operator-service.js';
+import { writePrivateFile } from './operator/private-file.js';
+import { Pipeline } from './pipeline/pipeline.js';
+import { metaStore } from './storage/meta-store.js';
+import { openStorage } from './storage/storage.js';
+import { Metrics } from './telemetry/metrics.js';
+import { VERSION } from './version.js';
+
+export interface RunningBroker {
+  app: FastifyInstance;
+  url: string;
+  caCertPath: string | null;
+  /** Where the root token was written at auto-init (file mode), else null. */
+  rootTokenPath: string | null;
+  /** True when this start initialized a fresh install. */
+  initializedNow: boolean;
+  close(): Promise<void>;
+}
+
+const MAINTENANCE_MS = 30_000;
+
+export function createLogger(level: string): Logger {
+  return pino({
+    level,
+    // Belt and braces: nothing we log carries these, but a future log call must not leak them.
+    redact: { paths: ['*.authorization', '*.token', '*.password', '*.value', '*.secret', '*.key', 'headers', 'body'], censor: '[redacted]' },
+  });
+}
+
+/** Assembles storage → barrier → services → pipeline → HTTP, unseals (file mode) and listens. */
+export async function startBroker(config: ServerConfig, logger = createLogger(config.logLevel)): Promise<RunningBroker> {
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const storage = await openStorage(config.storageUrl ?? path.join(config.dataDir, 'custody.db'));
+  const meta = metaStore(storage);
+  const barrier = new Barrier(meta);
+  await barrier.load();
+  const metrics = new Metrics();
+  const sinks: AuditSink[] = [];
+  if (config.auditFile) sinks.push(await FileSink.open(config.auditFile));
+  if (config.auditStdout) sinks.push(new StdoutSink());
+  const audit = new AuditService({ sinks, metrics: { sinkFailure: (name) => metrics.auditSinkFailures.inc({ sink: name }) } });
+  const tokens = createTokenService(storage);
+  const kv = createKvService(storage, barrier);
+  const pipeline = new Pipeline({ barrier, tokens, authorizer: createPolicyAuthorizer(), audit, metrics });
+  const keyFile = path.join(config.dataDir, 'unseal.key');
+  const operator = new OperatorService({ barrier, tokens, audit, meta, mode: config.unseal, keyFile });
+
+  let rootTokenPath: string | null = null;
+  let initializedNow = false;
+  const status = barrier.status();
+  if (!status.initialized && config.unseal === 'file') {
+    const init = await operator.init();
+    rootTokenPath = path.join(config.dataDir, 'root-token');
+    await writePrivateFile(rootTokenPath, `${init.rootToken}\n`);
+    initializedNow = true;
+  } else if (status.initialized && status.mode === 'file') {
+    await operator.unsealFromKeyFile();
+    rootTokenPath = path.join(config.dataDir, 'root-token');
+  }
+  metrics.sealed.set(barrier.isSealed ? 1 : 0);
+
+  let https: { key: string; cert: string } | null = null;
+  let caCertPath: string | null = null;
+  if (!config.insecureHttp) {
+    const tls = await ensureTls(path.join(config.dataDir, 'tls'), { hosts: [config.host, ...config.tlsHosts].filter((h) => h !== '0.0.0.0' && h !== '::') });
+    https = { key: tls.keyPem, cert: tls.certPem };
+    caCertPath = tls.caCertPath;
+  }
+  const app = await buildApp({ services: { pipeline, kv, tokens, operator, storage, metrics, version: VERSION }, logger, https });
+  await app.listen({ host: config.host, port: config.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `${https ? 'https' : 'http'}://${host}:${port}`;
+
+  // Housekeeping: purge secrets whose retention ended and drop expired tokens.
+  const timer = setInterval(() => {
+    if (barrier.isSealed) return;
+    Promise.all([kv.purgeDue(), tokens.purgeExpired()]).catch((err) => logger.warn({ err: (err as Error).message }, 'maintenance failed'));
+  }, MAINTENANCE_MS);
+  timer.unref();
+
+  return {
+    app,
+    url,
+    caCertPath,
+    rootTokenPath,
+    initializedNow,
+    async close() {
+      clearInterval(timer);
+      await app.close();
+      await audit.close();
+      await storage.close();
+    },
+  };
+}

@@ -1,0 +1,56 @@
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Logger } from 'pino';
+import { registerErrorHandling } from './error-handler.js';
+import { environmentRoutes } from './routes/environments.js';
+import { secretRoutes } from './routes/secrets.js';
+import { sysRoutes } from './routes/sys.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { ErrorSchema } from './schemas.js';
+import type { Services } from './services.js';
+
+export const BODY_LIMIT = 1024 * 1024;
+
+export interface AppOptions {
+  services: Services;
+  logger: Logger;
+  https?: { key: string; cert: string } | null;
+}
+
+/** Builds the Fastify app: native /v1 routes, error mapping, OpenAPI. Listening is the caller's job. */
+export async function buildApp({ services, logger, https }: AppOptions): Promise<FastifyInstance> {
+  const opts: FastifyServerOptions = {
+    loggerInstance: logger,
+    bodyLimit: BODY_LIMIT,
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    disableRequestLogging: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    // Bound slow or stuck clients so they cannot tie up the broker.
+    requestTimeout: 60_000,
+    connectionTimeout: 120_000,
+  };
+  const app = (https ? Fastify({ ...opts, https }) : Fastify(opts)).withTypeProvider<TypeBoxTypeProvider>();
+  app.addSchema(ErrorSchema);
+  registerErrorHandling(app);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'Custody broker API', version: services.version, description: 'Native Custody API (v1).' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    // One log line per request: method, route, status, time. Never headers, bodies or query values.
+    req.log.info({ method: req.method, route: req.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+  });
+  await app.register(sysRoutes, { services });
+  await app.register(tokenRoutes, { services });
+  await app.register(environmentRoutes, { services });
+  await app.register(secretRoutes, { services });
+  app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  return app;
+}

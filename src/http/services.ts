@@ -1,0 +1,17 @@
+import type { TokenService } from '../auth/token-service.js';
+import type { KvService } from '../kv/kv-service.js';
+import type { OperatorService } from '../operator/operator-service.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
+import type { Storage } from '../storage/storage.js';
+import type { Metrics } from '../telemetry/metrics.js';
+
+/** What the HTTP adapters may call. */
+export interface Services {
+  pipeline: Pipeline;
+  kv: KvService;
+  tokens: TokenService;
+  operator: OperatorService;
+  storage: Storage;
+  metrics: Metrics;
+  version: string;
+}
