@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { createPolicyAuthorizer } from './access/authorizer.js';
-import { AuditService, FileSink, StdoutSink, type AuditSink } from './audit/index.js';
+import { AuditService, type AuditSink, FileSink, StdoutSink } from './audit/index.js';
 import { createTokenService } from './auth/token-service.js';
 import { Barrier } from './barrier/barrier.js';
 import type { ServerConfig } from './config.js';
@@ -35,12 +35,18 @@ export function createLogger(level: string): Logger {
   return pino({
     level,
     // Belt and braces: nothing we log carries these, but a future log call must not leak them.
-    redact: { paths: ['*.authorization', '*.token', '*.password', '*.value', '*.secret', '*.key', 'headers', 'body'], censor: '[redacted]' },
+    redact: {
+      paths: ['*.authorization', '*.token', '*.password', '*.value', '*.secret', '*.key', 'headers', 'body'],
+      censor: '[redacted]',
+    },
   });
 }
 
 /** Assembles storage → barrier → services → pipeline → HTTP, unseals (file mode) and listens. */
-export async function startBroker(config: ServerConfig, logger = createLogger(config.logLevel)): Promise<RunningBroker> {
+export async function startBroker(
+  config: ServerConfig,
+  logger = createLogger(config.logLevel),
+): Promise<RunningBroker> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const storage = await openStorage(config.storageUrl ?? path.join(config.dataDir, 'custody.db'));
   const meta = metaStore(storage);
@@ -50,7 +56,10 @@ export async function startBroker(config: ServerConfig, logger = createLogger(co
   const sinks: AuditSink[] = [];
   if (config.auditFile) sinks.push(await FileSink.open(config.auditFile));
   if (config.auditStdout) sinks.push(new StdoutSink());
-  const audit = new AuditService({ sinks, metrics: { sinkFailure: (name) => metrics.auditSinkFailures.inc({ sink: name }) } });
+  const audit = new AuditService({
+    sinks,
+    metrics: { sinkFailure: (name) => metrics.auditSinkFailures.inc({ sink: name }) },
+  });
   const tokens = createTokenService(storage);
   const kv = createKvService(storage, barrier);
   const pipeline = new Pipeline({ barrier, tokens, authorizer: createPolicyAuthorizer(), audit, metrics });
@@ -74,11 +83,17 @@ export async function startBroker(config: ServerConfig, logger = createLogger(co
   let https: { key: string; cert: string } | null = null;
   let caCertPath: string | null = null;
   if (!config.insecureHttp) {
-    const tls = await ensureTls(path.join(config.dataDir, 'tls'), { hosts: [config.host, ...config.tlsHosts].filter((h) => h !== '0.0.0.0' && h !== '::') });
+    const tls = await ensureTls(path.join(config.dataDir, 'tls'), {
+      hosts: [config.host, ...config.tlsHosts].filter((h) => h !== '0.0.0.0' && h !== '::'),
+    });
     https = { key: tls.keyPem, cert: tls.certPem };
     caCertPath = tls.caCertPath;
   }
-  const app = await buildApp({ services: { pipeline, kv, tokens, operator, storage, metrics, version: VERSION }, logger, https });
+  const app = await buildApp({
+    services: { pipeline, kv, tokens, operator, storage, metrics, version: VERSION },
+    logger,
+    https,
+  });
   await app.listen({ host: config.host, port: config.port });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
@@ -88,7 +103,9 @@ export async function startBroker(config: ServerConfig, logger = createLogger(co
   // Housekeeping: purge secrets whose retention ended and drop expired tokens.
   const timer = setInterval(() => {
     if (barrier.isSealed) return;
-    Promise.all([kv.purgeDue(), tokens.purgeExpired()]).catch((err) => logger.warn({ err: (err as Error).message }, 'maintenance failed'));
+    Promise.all([kv.purgeDue(), tokens.purgeExpired()]).catch((err) =>
+      logger.warn({ err: (err as Error).message }, 'maintenance failed'),
+    );
   }, MAINTENANCE_MS);
   timer.unref();
 

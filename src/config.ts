@@ -22,7 +22,8 @@ export const DEFAULT_LISTEN = '127.0.0.1:8270';
 export function parseListen(listen: string): { host: string; port: number } {
   const m = /^\[?([^\]]*?)\]?:(\d{1,5})$/.exec(listen);
   const port = m ? Number(m[2]) : Number.NaN;
-  if (!m || port > 65535) throw badRequest('InvalidListen', `--listen ${listen} is not HOST:PORT`, 'Example: 127.0.0.1:8270.');
+  if (!m || port > 65535)
+    throw badRequest('InvalidListen', `--listen ${listen} is not HOST:PORT`, 'Example: 127.0.0.1:8270.');
   return { host: m[1], port };
 }
 
@@ -31,26 +32,37 @@ export function isLoopback(host: string): boolean {
 }
 
 /** Flags win over environment variables, which win over defaults. */
-export function resolveServerConfig(flags: {
-  dataDir?: string;
-  listen?: string;
-  storage?: string;
-  unseal?: string;
-  insecureHttp?: boolean;
-  tlsHost?: string[];
-  auditFile?: string;
-  auditStdout?: boolean;
-  logLevel?: string;
-}, env = process.env): ServerConfig {
+export function resolveServerConfig(
+  flags: {
+    dataDir?: string;
+    listen?: string;
+    storage?: string;
+    unseal?: string;
+    insecureHttp?: boolean;
+    tlsHost?: string[];
+    auditFile?: string;
+    auditStdout?: boolean;
+    logLevel?: string;
+  },
+  env = process.env,
+): ServerConfig {
   const dataDir = path.resolve(flags.dataDir ?? env.CUSTODY_DATA_DIR ?? '.custody');
   const { host, port } = parseListen(flags.listen ?? env.CUSTODY_LISTEN ?? DEFAULT_LISTEN);
   const unseal = (flags.unseal ?? env.CUSTODY_UNSEAL ?? 'file') as UnsealMode;
   if (unseal !== 'file' && unseal !== 'shamir') {
-    throw badRequest('InvalidUnsealMode', `--unseal ${unseal} is not file or shamir`, 'file auto-unseals from a key file; shamir needs a quorum of shares.');
+    throw badRequest(
+      'InvalidUnsealMode',
+      `--unseal ${unseal} is not file or shamir`,
+      'file auto-unseals from a key file; shamir needs a quorum of shares.',
+    );
   }
   const insecureHttp = flags.insecureHttp ?? env.CUSTODY_INSECURE_HTTP === '1';
   if (insecureHttp && !isLoopback(host)) {
-    throw badRequest('InsecureListen', 'Plain HTTP is allowed only on a loopback address', 'Drop --insecure-http, or listen on 127.0.0.1.');
+    throw badRequest(
+      'InsecureListen',
+      'Plain HTTP is allowed only on a loopback address',
+      'Drop --insecure-http, or listen on 127.0.0.1.',
+    );
   }
   const auditFile = flags.auditFile ?? env.CUSTODY_AUDIT_FILE ?? path.join(dataDir, 'audit.log');
   return {

@@ -13,7 +13,11 @@ export function parseDuration(input: string | number, what = 'duration'): number
     for (const [, n, u] of input.matchAll(/(\d+)([smhd])/g)) total += Number(n) * UNITS[u];
     return total;
   }
-  throw badRequest('InvalidDuration', `The ${what} is not a duration`, 'Use seconds or a unit: 90s, 15m, 8h, 7d, 1h30m.');
+  throw badRequest(
+    'InvalidDuration',
+    `The ${what} is not a duration`,
+    'Use seconds or a unit: 90s, 15m, 8h, 7d, 1h30m.',
+  );
 }
 
 /** Parses an RFC 3339 time (or null to clear) into epoch milliseconds. */

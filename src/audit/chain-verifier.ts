@@ -20,6 +20,7 @@ interface Link {
   /** the line's content matches its own hash */
   intact: boolean;
 }
+type Failure = Extract<VerifyResult, { ok: false }>;
 type Parsed = { line: number } & ({ ok: true; link: Link } | { ok: false; detail: string });
 /** the last accepted entry; seq is undefined before the first line of a rotated file */
 interface Tip {
@@ -54,10 +55,15 @@ function parse(text: string, line: number): Parsed {
 
 /** b is an intact entry that directly continues a. */
 function follows(a: { seq: number | undefined; hash: string }, b: Link | undefined): boolean {
-  return (
-    b !== undefined && b.intact && b.prevHash === a.hash && (a.seq === undefined || b.seq === a.seq + 1)
-  );
+  return !!b?.intact && b.prevHash === a.hash && (a.seq === undefined || b.seq === a.seq + 1);
 }
+
+const fail = (line: number, reason: TamperReason, detail: string): Failure => ({
+  ok: false,
+  line,
+  reason,
+  detail,
+});
 
 const linkOf = (p: Parsed | undefined): Link | undefined => (p?.ok ? p.link : undefined);
 
@@ -70,7 +76,7 @@ export class ChainVerifier {
   private count = 0;
   private lineNo = 0;
   private readonly pending: Parsed[] = [];
-  private failure?: Extract<VerifyResult, { ok: false }>;
+  private failure?: Failure;
 
   constructor(opts: VerifyOptions = {}) {
     const seq = opts.startSeq !== undefined ? opts.startSeq - 1 : opts.startPrevHash ? undefined : 0;
@@ -81,30 +87,27 @@ export class ChainVerifier {
   push(text: string): boolean {
     if (this.failure) return false;
     this.pending.push(parse(text, ++this.lineNo));
-    while (!this.failure && this.pending.length > WINDOW) this.judge();
+    while (!this.failure && this.pending.length > WINDOW) this.failure = this.judge();
     return !this.failure;
   }
 
   finish(): VerifyResult {
-    while (!this.failure && this.pending.length > 0) this.judge();
+    while (!this.failure && this.pending.length > 0) this.failure = this.judge();
     if (this.failure) return this.failure;
     return { ok: true, count: this.count, lastSeq: this.tip.seq ?? 0, lastHash: this.tip.hash };
   }
 
-  private fail(line: number, reason: TamperReason, detail: string): void {
-    this.failure = { ok: false, line, reason, detail };
-  }
-
-  private judge(): void {
+  /** Judges the oldest pending line: undefined if it continues the chain. */
+  private judge(): Failure | undefined {
     const cur = this.pending.shift()!;
     const i = cur.line;
-    if (!cur.ok) return this.fail(i, 'malformed', cur.detail);
+    if (!cur.ok) return fail(i, 'malformed', cur.detail);
     const e = cur.link;
     const tip = this.tip;
     if (follows(tip, e)) {
       this.tip = { seq: e.seq, hash: e.hash, prevHash: e.prevHash };
       this.count++;
-      return;
+      return undefined;
     }
     const next = linkOf(this.pending[0]);
     const after = linkOf(this.pending[1]);
@@ -113,36 +116,45 @@ export class ChainVerifier {
     // The next line continues the chain where this one should have: this one is out of place.
     if (follows(tip, next)) {
       if (follows(next!, e) && (this.pending[1] === undefined || follows(e, after))) {
-        return this.fail(i, 'reordered', `line ${i} (seq ${e.seq}) and line ${i + 1} (seq ${next!.seq}) are swapped`);
+        return fail(
+          i,
+          'reordered',
+          `line ${i} (seq ${e.seq}) and line ${i + 1} (seq ${next!.seq}) are swapped`,
+        );
       }
-      return this.fail(i, 'inserted', `line ${i} is not part of the chain; line ${i + 1} continues line ${i - 1}`);
+      return fail(i, 'inserted', `line ${i} is not part of the chain; line ${i + 1} continues line ${i - 1}`);
     }
     if (!e.intact) {
       if (e.seq === exp || e.prevHash === tip.hash || next?.prevHash === e.hash) {
-        return this.fail(i, 'edited', `line ${i} (seq ${e.seq}) does not match its hash`);
+        return fail(i, 'edited', `line ${i} (seq ${e.seq}) does not match its hash`);
       }
-      return this.fail(i, 'inserted', `line ${i} has an invalid hash and does not fit the chain`);
+      return fail(i, 'inserted', `line ${i} has an invalid hash and does not fit the chain`);
     }
     // An intact line in the wrong place.
     if (exp === undefined) {
-      return this.fail(i, 'removed', `line ${i} does not continue the chain ending in ${tip.hash}`);
+      return fail(i, 'removed', `line ${i} does not continue the chain ending in ${tip.hash}`);
     }
     if (e.seq === exp) {
       // Right number, wrong link: the previous line was rewritten and re-hashed.
-      if (i > 1) return this.fail(i - 1, 'edited', `line ${i} no longer links to line ${i - 1}`);
-      return this.fail(i, 'edited', 'line 1 does not start from the expected previous hash');
+      if (i > 1) return fail(i - 1, 'edited', `line ${i} no longer links to line ${i - 1}`);
+      return fail(i, 'edited', 'line 1 does not start from the expected previous hash');
     }
     if (e.seq > exp) {
       const moved = this.pending.find((p) => p.ok && p.link.seq === exp && p.link.prevHash === tip.hash);
-      if (moved) return this.fail(i, 'reordered', `seq ${exp} was moved to line ${moved.line}`);
+      if (moved) return fail(i, 'reordered', `seq ${exp} was moved to line ${moved.line}`);
       const hint = i === 1 ? ' (if this file continues a rotated one, pass startPrevHash)' : '';
-      return this.fail(i, 'removed', `seq ${exp}..${e.seq - 1} missing before line ${i}${hint}`);
+      return fail(i, 'removed', `seq ${exp}..${e.seq - 1} missing before line ${i}${hint}`);
     }
     // seq repeats or goes back. Two lines claiming the same place: the one the chain continues
     // from is genuine (ambiguous at the end of the file: report the earlier one).
-    if (i > 1 && e.seq === tip.seq && e.prevHash === tip.prevHash && (this.pending[0] === undefined || follows(e, next))) {
-      return this.fail(i - 1, 'inserted', `lines ${i - 1} and ${i} both claim seq ${e.seq}`);
+    if (
+      i > 1 &&
+      e.seq === tip.seq &&
+      e.prevHash === tip.prevHash &&
+      (this.pending[0] === undefined || follows(e, next))
+    ) {
+      return fail(i - 1, 'inserted', `lines ${i - 1} and ${i} both claim seq ${e.seq}`);
     }
-    return this.fail(i, 'inserted', `line ${i} repeats seq ${e.seq} (expected ${exp})`);
+    return fail(i, 'inserted', `line ${i} repeats seq ${e.seq} (expected ${exp})`);
   }
 }

@@ -9,6 +9,8 @@ export interface AuditAuth {
   policies?: string[];
   root?: boolean;
   method?: string;
+  /** which role/assignment granted the action */
+  granted_by?: string | null;
 }
 
 /** One audit entry as it is handed to the sinks: everything except the per-sink chain fields. */
@@ -118,18 +120,6 @@ function scrub(value: unknown, digest: Digest, secret: boolean, depth: number): 
   return secret ? digest(value) : value;
 }
 
-function pickAuth(auth: AuditAuth | null): AuditAuth | null {
-  if (!auth) return null;
-  // Only the known fields: a token accidentally passed along with the auth context is dropped.
-  const out: AuditAuth = {};
-  if (typeof auth.accessor === 'string') out.accessor = auth.accessor;
-  if (typeof auth.identity === 'string') out.identity = auth.identity;
-  if (Array.isArray(auth.policies)) out.policies = auth.policies.map(String);
-  if (typeof auth.root === 'boolean') out.root = auth.root;
-  if (typeof auth.method === 'string') out.method = auth.method;
-  return out;
-}
-
 /**
  * Builds the record for one audit entry. With no key (sealed broker) sensitive values are left
  * out altogether rather than written in clear.
@@ -142,7 +132,8 @@ export function buildRecord(input: AuditInput, key: Buffer | undefined, now: Dat
     request_id: input.requestId,
     door: input.door,
     remote_addr: input.remoteAddr,
-    auth: pickAuth(input.auth),
+    // Scrubbed like data: a token passed along with the auth context ends up as a digest.
+    auth: input.auth ? (scrub(input.auth, digest, false, 0) as AuditAuth) : null,
     action: input.action,
     resource: input.resource,
     outcome: input.outcome,

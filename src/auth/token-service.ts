@@ -73,10 +73,21 @@ export function createTokenService(storage: Storage): TokenService {
 
   async function byAccessor(accessor: string): Promise<Selectable<TokenTable>> {
     if (!/^[A-Za-z0-9_-]{8,64}$/.test(accessor)) {
-      throw badRequest('InvalidAccessor', 'That is not a token accessor', 'Accessors look like acc_… and come from `custody token create`.');
+      throw badRequest(
+        'InvalidAccessor',
+        'That is not a token accessor',
+        'Accessors look like acc_… and come from `custody token create`.',
+      );
     }
-    const r = live(await db.selectFrom('tokens').selectAll().where('accessor', '=', accessor).executeTakeFirst());
-    if (!r) throw notFound('TokenNotFound', 'No live token has that accessor', 'It may have expired or been revoked.');
+    const r = live(
+      await db.selectFrom('tokens').selectAll().where('accessor', '=', accessor).executeTakeFirst(),
+    );
+    if (!r)
+      throw notFound(
+        'TokenNotFound',
+        'No live token has that accessor',
+        'It may have expired or been revoked.',
+      );
     return r;
   }
 
@@ -85,16 +96,33 @@ export function createTokenService(storage: Storage): TokenService {
       const root = input.bootstrapRoot === true;
       const ttl = input.ttlSeconds ?? DEFAULT_TTL_S;
       const maxTtl = input.maxTtlSeconds ?? DEFAULT_MAX_TTL_S;
-      for (const [n, v] of [['ttl', ttl], ['max ttl', maxTtl]] as const) {
+      for (const [n, v] of [
+        ['ttl', ttl],
+        ['max ttl', maxTtl],
+      ] as const) {
         if (!Number.isInteger(v) || v < 1 || v > 10 * 365 * 86400) {
-          throw badRequest('InvalidTtl', `The token ${n} must be from 1 second to 10 years`, 'Examples: 30m, 8h, 7d.');
+          throw badRequest(
+            'InvalidTtl',
+            `The token ${n} must be from 1 second to 10 years`,
+            'Examples: 30m, 8h, 7d.',
+          );
         }
       }
-      if (ttl > maxTtl) throw badRequest('InvalidTtl', 'The ttl is longer than the max ttl', 'Lower --ttl or raise --max-ttl.');
+      if (ttl > maxTtl)
+        throw badRequest(
+          'InvalidTtl',
+          'The ttl is longer than the max ttl',
+          'Lower --ttl or raise --max-ttl.',
+        );
       if (input.parent && !input.parent.policies.includes(ROOT_POLICY)) {
         const extra = input.policies.filter((p) => !input.parent!.policies.includes(p));
         if (extra.length > 0) {
-          throw new CustodyError('PermissionDenied', 403, `Cannot create a token with policies you do not hold: ${extra.join(', ')}`, 'A child token holds a subset of its parent\'s policies.');
+          throw new CustodyError(
+            'PermissionDenied',
+            403,
+            `Cannot create a token with policies you do not hold: ${extra.join(', ')}`,
+            "A child token holds a subset of its parent's policies.",
+          );
         }
       }
       const now = Date.now();
@@ -121,7 +149,13 @@ export function createTokenService(storage: Storage): TokenService {
     async resolve(token) {
       if (typeof token !== 'string' || token.length < 10 || token.length > 200) return null;
       const hash = hashToken(token);
-      const r = live(await db.selectFrom('tokens').selectAll().where('token_hash', '=', hash.toString('hex')).executeTakeFirst());
+      const r = live(
+        await db
+          .selectFrom('tokens')
+          .selectAll()
+          .where('token_hash', '=', hash.toString('hex'))
+          .executeTakeFirst(),
+      );
       // The index lookup found the row; compare in constant time anyway so no timing path depends on the token.
       if (!r || !timingSafeEqual(Buffer.from(r.token_hash, 'hex'), hash)) return null;
       return toInfo(r);
@@ -132,10 +166,20 @@ export function createTokenService(storage: Storage): TokenService {
     async renew(accessor, incrementSeconds) {
       const r = await byAccessor(accessor);
       if (r.renewable !== 1) {
-        throw new CustodyError('TokenNotRenewable', 400, 'This token is not renewable', 'Log in again or create a new token.');
+        throw new CustodyError(
+          'TokenNotRenewable',
+          400,
+          'This token is not renewable',
+          'Log in again or create a new token.',
+        );
       }
       const inc = incrementSeconds ?? r.ttl_seconds;
-      if (!Number.isInteger(inc) || inc < 1) throw badRequest('InvalidTtl', 'The increment must be a positive number of seconds', 'Example: --increment 1h.');
+      if (!Number.isInteger(inc) || inc < 1)
+        throw badRequest(
+          'InvalidTtl',
+          'The increment must be a positive number of seconds',
+          'Example: --increment 1h.',
+        );
       const expires = Math.min(Date.now() + inc * 1000, r.max_expires_at ?? Number.MAX_SAFE_INTEGER);
       await db.updateTable('tokens').set({ expires_at: expires }).where('accessor', '=', accessor).execute();
       return toInfo({ ...r, expires_at: expires });
@@ -148,7 +192,11 @@ export function createTokenService(storage: Storage): TokenService {
         let frontier = [accessor];
         let count = 0;
         while (frontier.length > 0) {
-          const children = await trx.selectFrom('tokens').select('accessor').where('parent_accessor', 'in', frontier).execute();
+          const children = await trx
+            .selectFrom('tokens')
+            .select('accessor')
+            .where('parent_accessor', 'in', frontier)
+            .execute();
           const res = await trx.deleteFrom('tokens').where('accessor', 'in', frontier).executeTakeFirst();
           count += Number(res.numDeletedRows);
           frontier = children.map((c) => c.accessor);

@@ -73,11 +73,19 @@ export class Barrier {
    * Creates the root key and the first keyring, and leaves the barrier unsealed. Returns the root
    * key (file mode: the caller writes it to the key file) or its Shamir shares (shown once).
    */
-  async initialize(mode: UnsealMode, shares = 1, threshold = 1): Promise<{ rootKey?: Buffer; shares?: Buffer[] }> {
+  async initialize(
+    mode: UnsealMode,
+    shares = 1,
+    threshold = 1,
+  ): Promise<{ rootKey?: Buffer; shares?: Buffer[] }> {
     if (this.config) throw conflict('AlreadyInitialized', 'The broker is already initialized');
     if (mode === 'shamir') {
       if (!Number.isInteger(shares) || !Number.isInteger(threshold) || shares < 2 || shares > 255) {
-        throw badRequest('InvalidKeyShares', 'key shares must be an integer from 2 to 255', 'Try --key-shares 5.');
+        throw badRequest(
+          'InvalidKeyShares',
+          'key shares must be an integer from 2 to 255',
+          'Try --key-shares 5.',
+        );
       }
       if (threshold < 2 || threshold > shares) {
         throw badRequest(
@@ -95,7 +103,10 @@ export class Barrier {
         : { mode, shares: 1, threshold: 1, initializedAt: Date.now() };
     // Keyring first: a config without a keyring would claim an initialized broker that cannot unseal.
     const sealedRing = seal(rootKey, encodeKeyring(ring), KEYRING_AAD).toString('base64');
-    if (!(await this.meta.insert(KEYRING, sealedRing)) || !(await this.meta.insert(CONFIG, JSON.stringify(config)))) {
+    if (
+      !(await this.meta.insert(KEYRING, sealedRing)) ||
+      !(await this.meta.insert(CONFIG, JSON.stringify(config)))
+    ) {
       throw conflict('AlreadyInitialized', 'Another broker node initialized this storage first');
     }
     this.config = config;
@@ -110,14 +121,25 @@ export class Barrier {
   /** Unseals with the whole root key (file mode, or a combined Shamir secret). */
   async unsealWithRootKey(rootKey: Buffer): Promise<void> {
     if (!this.config) await this.load();
-    if (!this.config) throw new CustodyError('NotInitialized', 501, 'The broker is not initialized', 'Run `custody operator init`.');
+    if (!this.config)
+      throw new CustodyError(
+        'NotInitialized',
+        501,
+        'The broker is not initialized',
+        'Run `custody operator init`.',
+      );
     const blob = await this.meta.get(KEYRING);
-    if (!blob) throw new CustodyError('NotInitialized', 501, 'No keyring in storage', 'Run `custody operator init`.');
+    if (!blob)
+      throw new CustodyError('NotInitialized', 501, 'No keyring in storage', 'Run `custody operator init`.');
     let ring: Keyring;
     try {
       ring = decodeKeyring(open(rootKey, Buffer.from(blob, 'base64'), KEYRING_AAD));
     } catch {
-      throw badRequest('InvalidUnsealKey', 'The unseal key does not open this broker\'s keyring', 'Check that the key or shares belong to this installation.');
+      throw badRequest(
+        'InvalidUnsealKey',
+        "The unseal key does not open this broker's keyring",
+        'Check that the key or shares belong to this installation.',
+      );
     }
     // Kept while unsealed (like Vault) so rotation can re-encrypt the keyring; zeroed on seal.
     this.rootKey = Buffer.from(rootKey);
@@ -127,12 +149,27 @@ export class Barrier {
   /** Adds one Shamir share; unseals when the threshold is reached. Wrong shares reset progress. */
   async submitShare(share: Buffer): Promise<SealStatus> {
     if (!this.config) await this.load();
-    if (!this.config) throw new CustodyError('NotInitialized', 501, 'The broker is not initialized', 'Run `custody operator init`.');
+    if (!this.config)
+      throw new CustodyError(
+        'NotInitialized',
+        501,
+        'The broker is not initialized',
+        'Run `custody operator init`.',
+      );
     if (!this.isSealed) return this.status();
     if (this.config.mode !== 'shamir') {
-      throw badRequest('WrongUnsealMode', 'This broker unseals from its key file, not from shares', 'Restart it; file mode unseals automatically.');
+      throw badRequest(
+        'WrongUnsealMode',
+        'This broker unseals from its key file, not from shares',
+        'Restart it; file mode unseals automatically.',
+      );
     }
-    if (share.length < 2) throw badRequest('InvalidUnsealKey', 'The unseal share is empty or truncated', 'Paste the whole base64 share.');
+    if (share.length < 2)
+      throw badRequest(
+        'InvalidUnsealKey',
+        'The unseal share is empty or truncated',
+        'Paste the whole base64 share.',
+      );
     if (this.pendingShares.some((s) => s.equals(share))) return this.status();
     this.pendingShares.push(share);
     if (this.pendingShares.length < this.config.threshold) return this.status();
@@ -142,7 +179,11 @@ export class Barrier {
     try {
       rootKey = Buffer.from(await combine(shares.map((s) => new Uint8Array(s))));
     } catch {
-      throw badRequest('InvalidUnsealKey', 'The shares could not be combined', 'Provide shares from the same `operator init`; progress was reset.');
+      throw badRequest(
+        'InvalidUnsealKey',
+        'The shares could not be combined',
+        'Provide shares from the same `operator init`; progress was reset.',
+      );
     }
     try {
       await this.unsealWithRootKey(rootKey);
@@ -171,7 +212,10 @@ export class Barrier {
     const ring = this.requireKeyring();
     // Start from storage's keyring, not ours: another node may have rotated already.
     const next = addTerm(await this.freshKeyring(ring));
-    await this.meta.put(KEYRING, seal(this.requireRootKey(), encodeKeyring(next), KEYRING_AAD).toString('base64'));
+    await this.meta.put(
+      KEYRING,
+      seal(this.requireRootKey(), encodeKeyring(next), KEYRING_AAD).toString('base64'),
+    );
     this.keyring = next;
     return next.activeTerm;
   }

@@ -1,7 +1,13 @@
 import type { TokenInfo } from '../auth/token-service.js';
 import type { SealStatus } from '../barrier/barrier.js';
 import { iso } from '../duration.js';
-import type { DeletedSecret, Environment, SecretSummary, SecretValue, SecretVersionMeta } from '../kv/types.js';
+import type {
+  DeletedSecret,
+  Environment,
+  SecretSummary,
+  SecretValue,
+  SecretVersionMeta,
+} from '../kv/types.js';
 
 /** Domain objects → the snake_case wire shapes of the native API. */
 export const versionMeta = (m: SecretVersionMeta) => ({

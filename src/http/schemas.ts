@@ -11,7 +11,9 @@ export const ErrorSchema = Type.Object(
   { $id: 'Error' },
 );
 
-export const Tags = Type.Record(Type.String({ maxLength: 256 }), Type.String({ maxLength: 256 }), { maxProperties: 15 });
+export const Tags = Type.Record(Type.String({ maxLength: 256 }), Type.String({ maxLength: 256 }), {
+  maxProperties: 15,
+});
 
 export const VersionMeta = Type.Object({
   env: Type.String(),
@@ -31,7 +33,10 @@ export const SecretValue = Type.Intersect([VersionMeta, Type.Object({ value: Typ
 export const SecretSummary = Type.Intersect([VersionMeta, Type.Object({ versions: Type.Integer() })]);
 export const DeletedSecret = Type.Intersect([
   SecretSummary,
-  Type.Object({ deleted_at: Type.String({ format: 'date-time' }), scheduled_purge_at: Type.String({ format: 'date-time' }) }),
+  Type.Object({
+    deleted_at: Type.String({ format: 'date-time' }),
+    scheduled_purge_at: Type.String({ format: 'date-time' }),
+  }),
 ]);
 
 export const SetSecretBody = Type.Object(
@@ -42,7 +47,9 @@ export const SetSecretBody = Type.Object(
     enabled: Type.Optional(Type.Boolean()),
     not_before: Type.Optional(Time),
     expires: Type.Optional(Time),
-    cas: Type.Optional(Type.Integer({ minimum: 0, description: 'expected current version number; 0 = must not exist' })),
+    cas: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'expected current version number; 0 = must not exist' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -80,7 +87,10 @@ export const TokenInfoSchema = Type.Object({
 });
 
 export const TokenRef = Type.Object(
-  { accessor: Type.Optional(Type.String({ maxLength: 64 })), token: Type.Optional(Type.String({ maxLength: 200 })) },
+  {
+    accessor: Type.Optional(Type.String({ maxLength: 64 })),
+    token: Type.Optional(Type.String({ maxLength: 200 })),
+  },
   { additionalProperties: false },
 );
 

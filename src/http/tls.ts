@@ -8,6 +8,9 @@ import {
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { basename, dirname, join } from 'node:path';
+// @peculiar/x509's DI container (tsyringe) needs the Reflect metadata API loaded first.
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
 import { badRequest, CustodyError } from '../errors.js';
 
 /**
@@ -15,22 +18,6 @@ import { badRequest, CustodyError } from '../errors.js';
  * and on-the-fly leaf certificates (for the TLS-intercepting proxy). ECDSA P-256 everywhere.
  */
 
-// @peculiar/x509 loads tsyringe, which refuses to load unless `Reflect.getMetadata` exists. Nothing
-// here needs decorator metadata, so stub the two lookups just for the import and restore `Reflect`.
-async function loadX509(): Promise<typeof import('@peculiar/x509')> {
-  const r = Reflect as unknown as Record<string, unknown>;
-  const stub = typeof r.getMetadata !== 'function';
-  if (stub) r.getMetadata = r.getOwnMetadata = () => undefined;
-  try {
-    return await import('@peculiar/x509');
-  } finally {
-    if (stub) {
-      delete r.getMetadata;
-      delete r.getOwnMetadata;
-    }
-  }
-}
-const x509 = await loadX509();
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };

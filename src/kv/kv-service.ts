@@ -22,15 +22,27 @@ const DAY_MS = 86_400_000;
 
 /** Environments and versioned secrets with Azure Key Vault semantics. Decides nothing about who may call it. */
 export interface KvService {
-  createEnvironment(input: { name: string; retentionDays?: number; purgeProtection?: boolean }): Promise<Environment>;
+  createEnvironment(input: {
+    name: string;
+    retentionDays?: number;
+    purgeProtection?: boolean;
+  }): Promise<Environment>;
   listEnvironments(): Promise<Environment[]>;
   getEnvironment(name: string): Promise<Environment>;
   updateEnvironment(name: string, input: { purgeProtection?: boolean }): Promise<Environment>;
   setSecret(env: string, name: string, input: SetSecretInput): Promise<SecretVersionMeta>;
   getSecret(env: string, name: string, version?: string): Promise<SecretValue>;
-  listSecrets(env: string, opts?: { prefix?: string; limit?: number; cursor?: string }): Promise<Page<SecretSummary>>;
+  listSecrets(
+    env: string,
+    opts?: { prefix?: string; limit?: number; cursor?: string },
+  ): Promise<Page<SecretSummary>>;
   listVersions(env: string, name: string): Promise<SecretVersionMeta[]>;
-  updateVersion(env: string, name: string, version: string | undefined, input: UpdateVersionInput): Promise<SecretVersionMeta>;
+  updateVersion(
+    env: string,
+    name: string,
+    version: string | undefined,
+    input: UpdateVersionInput,
+  ): Promise<SecretVersionMeta>;
   deleteSecret(env: string, name: string): Promise<DeletedSecret>;
   listDeleted(env: string): Promise<DeletedSecret[]>;
   getDeleted(env: string, name: string): Promise<DeletedSecret>;
@@ -77,8 +89,17 @@ export function createKvService(storage: Storage, barrier: Barrier): KvService {
     return toEnv(row);
   }
 
-  async function findSecret(env: string, name: string, q: Kysely<Database> = db): Promise<SecretRow | undefined> {
-    return q.selectFrom('secrets').selectAll().where('env', '=', env).where('name', '=', name).executeTakeFirst();
+  async function findSecret(
+    env: string,
+    name: string,
+    q: Kysely<Database> = db,
+  ): Promise<SecretRow | undefined> {
+    return q
+      .selectFrom('secrets')
+      .selectAll()
+      .where('env', '=', env)
+      .where('name', '=', name)
+      .executeTakeFirst();
   }
 
   async function liveSecret(env: string, name: string): Promise<SecretRow> {
@@ -92,11 +113,16 @@ export function createKvService(storage: Storage, barrier: Barrier): KvService {
 
   async function findVersion(s: SecretRow, version?: string): Promise<VersionRow> {
     let q = db.selectFrom('secret_versions').selectAll().where('secret_id', '=', s.id);
-    if (version === undefined || version === '' || version === 'latest') q = q.where('seq', '=', s.current_seq);
+    if (version === undefined || version === '' || version === 'latest')
+      q = q.where('seq', '=', s.current_seq);
     else if (/^[0-9]{1,9}$/.test(version)) q = q.where('seq', '=', Number(version));
     else if (/^[0-9a-f]{32}$/.test(version)) q = q.where('version_id', '=', version);
     else {
-      throw badRequest('InvalidVersion', 'A version is its 32-character id or its number', 'See `custody kv versions`.');
+      throw badRequest(
+        'InvalidVersion',
+        'A version is its 32-character id or its number',
+        'See `custody kv versions`.',
+      );
     }
     const v = await q.executeTakeFirst();
     if (!v) throw E.versionNotFound(s.env, s.name, version ?? 'latest');
@@ -121,12 +147,22 @@ export function createKvService(storage: Storage, barrier: Barrier): KvService {
     async createEnvironment({ name, retentionDays = 90, purgeProtection = false }) {
       validateEnvName(name);
       if (!Number.isInteger(retentionDays) || retentionDays < 7 || retentionDays > 90) {
-        throw badRequest('InvalidRetention', 'Retention is a whole number of days from 7 to 90', 'Omit it for 90.');
+        throw badRequest(
+          'InvalidRetention',
+          'Retention is a whole number of days from 7 to 90',
+          'Omit it for 90.',
+        );
       }
       const now = Date.now();
       const res = await db
         .insertInto('environments')
-        .values({ name, retention_days: retentionDays, purge_protection: purgeProtection ? 1 : 0, created_at: now, updated_at: now })
+        .values({
+          name,
+          retention_days: retentionDays,
+          purge_protection: purgeProtection ? 1 : 0,
+          created_at: now,
+          updated_at: now,
+        })
         .onConflict((oc) => oc.column('name').doNothing())
         .executeTakeFirst();
       if (Number(res.numInsertedOrUpdatedRows ?? 0) === 0) {
@@ -151,7 +187,11 @@ export function createKvService(storage: Storage, barrier: Barrier): KvService {
         );
       }
       if (purgeProtection) {
-        await db.updateTable('environments').set({ purge_protection: 1, updated_at: Date.now() }).where('name', '=', name).execute();
+        await db
+          .updateTable('environments')
+          .set({ purge_protection: 1, updated_at: Date.now() })
+          .where('name', '=', name)
+          .execute();
       }
       return requireEnv(name);
     },
@@ -161,47 +201,52 @@ export function createKvService(storage: Storage, barrier: Barrier): KvService {
       validateSecretName(name);
       checkValue(input.value);
       const attrs = checkAttributes(input);
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return await storage.transaction(async (trx) => {
-            const now = Date.now();
-            let s = await findSecret(env, name, trx);
-            if (!s) {
-              s = { id: randomUUID(), env, name, current_seq: 0, created_at: now, updated_at: now, deleted_at: null, purge_at: null };
-              await trx.insertInto('secrets').values(s).execute();
-            }
-            if (s.deleted_at !== null) throw E.secretDeleted(env, name);
-            if (input.cas !== undefined && input.cas !== s.current_seq) throw E.casMismatch(input.cas, s.current_seq);
-            const seq = s.current_seq + 1;
-            const bumped = await trx
-              .updateTable('secrets')
-              .set({ current_seq: seq, updated_at: now })
-              .where('id', '=', s.id)
-              .where('current_seq', '=', s.current_seq)
-              .executeTakeFirst();
-            if (Number(bumped.numUpdatedRows) !== 1) throw new RaceLost();
-            const v: VersionRow = {
-              secret_id: s.id,
-              seq,
-              version_id: randomBytes(16).toString('hex'),
-              ciphertext: barrier.encrypt(input.value, aadFor(s.id, seq)),
-              content_type: attrs.contentType ?? null,
-              tags: JSON.stringify(attrs.tags ?? {}),
-              enabled: attrs.enabled === false ? 0 : 1,
-              not_before: attrs.notBefore ?? null,
-              expires_at: attrs.expiresAt ?? null,
-              created_at: now,
-              updated_at: now,
-            };
-            await trx.insertInto('secret_versions').values(v).execute();
-            return toMeta({ ...s, current_seq: seq }, v);
-          });
-        } catch (err) {
-          // A concurrent first write of the same name, or a concurrent version bump: try again.
-          if (attempt < 5 && (err instanceof RaceLost || isUniqueViolation(err))) continue;
-          throw err;
-        }
-      }
+      return storage.transaction(async (trx) => {
+        const now = Date.now();
+        // Create-if-absent, then lock the row: concurrent writers of one name queue here (SQLite
+        // serializes transactions anyway), so each gets the next version number.
+        await trx
+          .insertInto('secrets')
+          .values({
+            id: randomUUID(),
+            env,
+            name,
+            current_seq: 0,
+            created_at: now,
+            updated_at: now,
+            deleted_at: null,
+            purge_at: null,
+          })
+          .onConflict((oc) => oc.columns(['env', 'name']).doNothing())
+          .execute();
+        let q = trx.selectFrom('secrets').selectAll().where('env', '=', env).where('name', '=', name);
+        if (storage.kind === 'postgres') q = q.forUpdate();
+        const s = await q.executeTakeFirstOrThrow();
+        if (s.deleted_at !== null) throw E.secretDeleted(env, name);
+        if (input.cas !== undefined && input.cas !== s.current_seq)
+          throw E.casMismatch(input.cas, s.current_seq);
+        const seq = s.current_seq + 1;
+        await trx
+          .updateTable('secrets')
+          .set({ current_seq: seq, updated_at: now })
+          .where('id', '=', s.id)
+          .execute();
+        const v: VersionRow = {
+          secret_id: s.id,
+          seq,
+          version_id: randomBytes(16).toString('hex'),
+          ciphertext: barrier.encrypt(input.value, aadFor(s.id, seq)),
+          content_type: attrs.contentType ?? null,
+          tags: JSON.stringify(attrs.tags ?? {}),
+          enabled: attrs.enabled === false ? 0 : 1,
+          not_before: attrs.notBefore ?? null,
+          expires_at: attrs.expiresAt ?? null,
+          created_at: now,
+          updated_at: now,
+        };
+        await trx.insertInto('secret_versions').values(v).execute();
+        return toMeta({ ...s, current_seq: seq }, v);
+      });
     },
 
     async getSecret(env, name, version) {
@@ -210,8 +255,10 @@ export function createKvService(storage: Storage, barrier: Barrier): KvService {
       const now = Date.now();
       const label = `Version ${v.seq} of ${env}/${name}`;
       if (v.enabled !== 1) throw E.versionUnusable('SecretDisabled', `${label} is disabled`);
-      if (v.not_before !== null && v.not_before > now) throw E.versionUnusable('SecretNotYetValid', `${label} is not valid yet`);
-      if (v.expires_at !== null && v.expires_at <= now) throw E.versionUnusable('SecretExpired', `${label} has expired`);
+      if (v.not_before !== null && v.not_before > now)
+        throw E.versionUnusable('SecretNotYetValid', `${label} is not valid yet`);
+      if (v.expires_at !== null && v.expires_at <= now)
+        throw E.versionUnusable('SecretExpired', `${label} has expired`);
       const value = (await barrier.decrypt(v.ciphertext, aadFor(s.id, v.seq))).toString('utf8');
       return { ...toMeta(s, v), value };
     },
@@ -223,9 +270,18 @@ export function createKvService(storage: Storage, barrier: Barrier): KvService {
       }
       let q = db
         .selectFrom('secrets as s')
-        .innerJoin('secret_versions as v', (j) => j.onRef('v.secret_id', '=', 's.id').onRef('v.seq', '=', 's.current_seq'))
+        .innerJoin('secret_versions as v', (j) =>
+          j.onRef('v.secret_id', '=', 's.id').onRef('v.seq', '=', 's.current_seq'),
+        )
         .selectAll('v')
-        .select(['s.id', 's.env', 's.name', 's.current_seq', 's.created_at as s_created', 's.updated_at as s_updated'])
+        .select([
+          's.id',
+          's.env',
+          's.name',
+          's.current_seq',
+          's.created_at as s_created',
+          's.updated_at as s_updated',
+        ])
         .where('s.env', '=', env)
         .where('s.deleted_at', 'is', null)
         .orderBy('s.name')
@@ -239,13 +295,19 @@ export function createKvService(storage: Storage, barrier: Barrier): KvService {
           ...toMeta({ id: r.id, env: r.env, name: r.name, current_seq: r.current_seq } as SecretRow, r),
           versions: r.current_seq,
         })),
-        nextCursor: rows.length > limit ? Buffer.from(page[page.length - 1].name).toString('base64url') : null,
+        nextCursor:
+          rows.length > limit ? Buffer.from(page[page.length - 1].name).toString('base64url') : null,
       };
     },
 
     async listVersions(env, name) {
       const s = await liveSecret(env, name);
-      const rows = await db.selectFrom('secret_versions').selectAll().where('secret_id', '=', s.id).orderBy('seq').execute();
+      const rows = await db
+        .selectFrom('secret_versions')
+        .selectAll()
+        .where('secret_id', '=', s.id)
+        .orderBy('seq')
+        .execute();
       return rows.map((v) => toMeta(s, v));
     },
 
@@ -259,7 +321,12 @@ export function createKvService(storage: Storage, barrier: Barrier): KvService {
       if (attrs.expiresAt !== undefined) patch.expires_at = attrs.expiresAt;
       if (attrs.contentType !== undefined) patch.content_type = attrs.contentType;
       if (attrs.tags !== undefined) patch.tags = JSON.stringify(attrs.tags);
-      await db.updateTable('secret_versions').set(patch).where('secret_id', '=', s.id).where('seq', '=', v.seq).execute();
+      await db
+        .updateTable('secret_versions')
+        .set(patch)
+        .where('secret_id', '=', s.id)
+        .where('seq', '=', v.seq)
+        .execute();
       return toMeta(s, { ...v, ...patch } as VersionRow);
     },
 
@@ -268,13 +335,23 @@ export function createKvService(storage: Storage, barrier: Barrier): KvService {
       const s = await liveSecret(env, name);
       const now = Date.now();
       const purgeAt = now + e.retentionDays * DAY_MS;
-      await db.updateTable('secrets').set({ deleted_at: now, purge_at: purgeAt, updated_at: now }).where('id', '=', s.id).execute();
+      await db
+        .updateTable('secrets')
+        .set({ deleted_at: now, purge_at: purgeAt, updated_at: now })
+        .where('id', '=', s.id)
+        .execute();
       return deleted({ ...s, deleted_at: now, purge_at: purgeAt });
     },
 
     async listDeleted(env) {
       await requireEnv(env);
-      const rows = await db.selectFrom('secrets').selectAll().where('env', '=', env).where('deleted_at', 'is not', null).orderBy('name').execute();
+      const rows = await db
+        .selectFrom('secrets')
+        .selectAll()
+        .where('env', '=', env)
+        .where('deleted_at', 'is not', null)
+        .orderBy('name')
+        .execute();
       return Promise.all(rows.map(deleted));
     },
 
@@ -291,7 +368,11 @@ export function createKvService(storage: Storage, barrier: Barrier): KvService {
       validateSecretName(name);
       const s = await findSecret(env, name);
       if (!s || s.deleted_at === null) throw E.deletedNotFound(env, name);
-      await db.updateTable('secrets').set({ deleted_at: null, purge_at: null, updated_at: Date.now() }).where('id', '=', s.id).execute();
+      await db
+        .updateTable('secrets')
+        .set({ deleted_at: null, purge_at: null, updated_at: Date.now() })
+        .where('id', '=', s.id)
+        .execute();
       return summary({ ...s, deleted_at: null, purge_at: null });
     },
 
@@ -318,44 +399,60 @@ export function createKvService(storage: Storage, barrier: Barrier): KvService {
   };
 }
 
-class RaceLost extends Error {}
-
-function isUniqueViolation(err: unknown): boolean {
-  const e = err as { code?: string; message?: string };
-  return e?.code === '23505' || e?.code === 'SQLITE_CONSTRAINT_UNIQUE' || e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
-}
-
 function decodeCursor(cursor: string): string {
   const name = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!name) throw badRequest('InvalidCursor', 'The cursor is not one this server returned', 'Start from the first page.');
+  if (!name)
+    throw badRequest(
+      'InvalidCursor',
+      'The cursor is not one this server returned',
+      'Start from the first page.',
+    );
   return name;
 }
 
 function checkValue(value: unknown): void {
-  if (typeof value !== 'string') throw badRequest('InvalidValue', 'A secret value is a string', 'Encode binary data as base64.');
+  if (typeof value !== 'string')
+    throw badRequest('InvalidValue', 'A secret value is a string', 'Encode binary data as base64.');
   if (Buffer.byteLength(value, 'utf8') > MAX_VALUE_BYTES) {
-    throw badRequest('ValueTooLarge', `A secret value is at most ${MAX_VALUE_BYTES / 1024} KiB`, 'Store large files elsewhere and keep their key here.');
+    throw badRequest(
+      'ValueTooLarge',
+      `A secret value is at most ${MAX_VALUE_BYTES / 1024} KiB`,
+      'Store large files elsewhere and keep their key here.',
+    );
   }
 }
 
 function checkAttributes<T extends UpdateVersionInput>(a: T): T {
-  for (const [field, t] of [['notBefore', a.notBefore], ['expiresAt', a.expiresAt]] as const) {
+  for (const [field, t] of [
+    ['notBefore', a.notBefore],
+    ['expiresAt', a.expiresAt],
+  ] as const) {
     if (t !== undefined && t !== null && (!Number.isSafeInteger(t) || t < 0)) {
-      throw E.invalidAttribute(`${field} is not a valid time`, 'Give an RFC 3339 time or epoch milliseconds.');
+      throw E.invalidAttribute(
+        `${field} is not a valid time`,
+        'Give an RFC 3339 time or epoch milliseconds.',
+      );
     }
   }
   if (a.notBefore && a.expiresAt && a.notBefore >= a.expiresAt) {
     throw E.invalidAttribute('not-before must be earlier than expires', 'Check the two times.');
   }
   if (a.contentType !== undefined && a.contentType !== null && a.contentType.length > 255) {
-    throw E.invalidAttribute('content type is longer than 255 characters', 'Use a MIME type such as application/json.');
+    throw E.invalidAttribute(
+      'content type is longer than 255 characters',
+      'Use a MIME type such as application/json.',
+    );
   }
   if (a.tags !== undefined) {
     const entries = Object.entries(a.tags ?? {});
-    if (entries.length > 15) throw E.invalidAttribute('at most 15 tags per version', 'Azure Key Vault has the same limit.');
+    if (entries.length > 15)
+      throw E.invalidAttribute('at most 15 tags per version', 'Azure Key Vault has the same limit.');
     for (const [k, v] of entries) {
       if (k.length === 0 || k.length > 256 || typeof v !== 'string' || v.length > 256) {
-        throw E.invalidAttribute('a tag name or value is empty, too long or not a string', 'Tags are string pairs of up to 256 characters.');
+        throw E.invalidAttribute(
+          'a tag name or value is empty, too long or not a string',
+          'Tags are string pairs of up to 256 characters.',
+        );
       }
     }
   }

@@ -22,7 +22,11 @@ export function validateSecretName(name: string): string {
   const hint = 'Use letters, digits, `_`, `-`, `.` in `/`-separated segments, e.g. `db/password`.';
   if (name.length === 0) throw badRequest('InvalidSecretName', 'The secret name is empty', hint);
   if (name.length > MAX_NAME_LENGTH) {
-    throw badRequest('InvalidSecretName', `The secret name is longer than ${MAX_NAME_LENGTH} characters`, hint);
+    throw badRequest(
+      'InvalidSecretName',
+      `The secret name is longer than ${MAX_NAME_LENGTH} characters`,
+      hint,
+    );
   }
   const segments = name.split('/');
   if (segments.length > MAX_SEGMENTS) {

@@ -47,7 +47,11 @@ export class OperatorService {
     const auditKey = randomBytes(32);
     await meta.put(AUDIT_KEY, barrier.encrypt(auditKey, AUDIT_KEY_AAD));
     this.deps.audit.setHmacKey(auditKey);
-    const { token } = await tokens.create({ policies: [ROOT_POLICY], displayName: 'root', bootstrapRoot: true });
+    const { token } = await tokens.create({
+      policies: [ROOT_POLICY],
+      displayName: 'root',
+      bootstrapRoot: true,
+    });
     return {
       rootToken: token,
       keys: (created.shares ?? []).map((s) => s.toString('base64')),
@@ -75,7 +79,11 @@ export class OperatorService {
 
   async submitShare(keyBase64: string): Promise<SealStatus> {
     if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(keyBase64)) {
-      throw badRequest('InvalidUnsealKey', 'The unseal share is not base64', 'Paste the share exactly as `operator init` printed it.');
+      throw badRequest(
+        'InvalidUnsealKey',
+        'The unseal share is not base64',
+        'Paste the share exactly as `operator init` printed it.',
+      );
     }
     const status = await this.deps.barrier.submitShare(Buffer.from(keyBase64, 'base64'));
     if (!status.sealed) await this.loadAuditKey();
@@ -96,7 +104,8 @@ export class OperatorService {
 
   private async loadAuditKey(): Promise<void> {
     const blob = await this.deps.meta.get(AUDIT_KEY);
-    if (!blob) throw new CustodyError('NotInitialized', 501, 'No audit key in storage', 'Initialize the broker.');
+    if (!blob)
+      throw new CustodyError('NotInitialized', 501, 'No audit key in storage', 'Initialize the broker.');
     this.deps.audit.setHmacKey(await this.deps.barrier.decrypt(blob, AUDIT_KEY_AAD));
   }
 }

@@ -55,11 +55,15 @@ export class Pipeline {
     try {
       return await this.execute(op, handler);
     } catch (err) {
-      outcome = err instanceof CustodyError && (err.status === 401 || err.status === 403) ? 'denied' : 'error';
+      outcome =
+        err instanceof CustodyError && (err.status === 401 || err.status === 403) ? 'denied' : 'error';
       throw err;
     } finally {
       this.deps.metrics.requests.inc({ operation: op.action, door: op.door, outcome });
-      this.deps.metrics.latency.observe({ operation: op.action }, Number(process.hrtime.bigint() - started) / 1e9);
+      this.deps.metrics.latency.observe(
+        { operation: op.action },
+        Number(process.hrtime.bigint() - started) / 1e9,
+      );
     }
   }
 
@@ -72,11 +76,21 @@ export class Pipeline {
     let grantedBy: string | null = null;
     if (!op.anonymous) {
       if (!op.token) {
-        denial = new CustodyError('MissingToken', 401, 'This request needs a token', 'Set CUSTODY_TOKEN or pass --token.');
+        denial = new CustodyError(
+          'MissingToken',
+          401,
+          'This request needs a token',
+          'Set CUSTODY_TOKEN or pass --token.',
+        );
       } else {
         caller = await tokens.resolve(op.token);
         if (!caller) {
-          denial = new CustodyError('InvalidToken', 401, 'The token is unknown, expired or revoked', 'Log in again or ask for a new token.');
+          denial = new CustodyError(
+            'InvalidToken',
+            401,
+            'The token is unknown, expired or revoked',
+            'Log in again or ask for a new token.',
+          );
         } else {
           const decision = await authorizer.authorize(caller, op.action, op.resource);
           grantedBy = decision.source;
@@ -101,7 +115,14 @@ export class Pipeline {
           granted_by: grantedBy,
         }
       : null;
-    const base = { requestId: op.requestId, door: op.door, remoteAddr: op.remoteAddr, auth, action: op.action, resource: op.resource };
+    const base = {
+      requestId: op.requestId,
+      door: op.door,
+      remoteAddr: op.remoteAddr,
+      auth,
+      action: op.action,
+      resource: op.resource,
+    };
     // Fail closed: if this throws (no sink took the entry) nothing below runs.
     await audit.log({
       ...base,
@@ -112,7 +133,13 @@ export class Pipeline {
       sensitive: op.sensitive,
     });
     if (denial) {
-      await audit.log({ ...base, type: 'response', outcome: 'denied', status: denial.status, errorCode: denial.code });
+      await audit.log({
+        ...base,
+        type: 'response',
+        outcome: 'denied',
+        status: denial.status,
+        errorCode: denial.code,
+      });
       throw denial;
     }
 
@@ -122,10 +149,23 @@ export class Pipeline {
       result = await handler({ caller, auditResponse: (f) => (response = f) });
     } catch (err) {
       const e = err instanceof CustodyError ? err : null;
-      await audit.log({ ...base, type: 'response', outcome: 'error', status: e?.status ?? 500, errorCode: e?.code ?? 'InternalError' });
+      await audit.log({
+        ...base,
+        type: 'response',
+        outcome: 'error',
+        status: e?.status ?? 500,
+        errorCode: e?.code ?? 'InternalError',
+      });
       throw err;
     }
-    await audit.log({ ...base, type: 'response', outcome: 'ok', status: 200, data: response.data, sensitive: response.sensitive });
+    await audit.log({
+      ...base,
+      type: 'response',
+      outcome: 'ok',
+      status: 200,
+      data: response.data,
+      sensitive: response.sensitive,
+    });
     return result;
   }
 }

@@ -12,7 +12,11 @@ export function metaStore(storage: Storage): MetaStore {
   const { db } = storage;
   return {
     async get(key) {
-      const row = await db.selectFrom('custody_meta').select('value').where('key', '=', key).executeTakeFirst();
+      const row = await db
+        .selectFrom('custody_meta')
+        .select('value')
+        .where('key', '=', key)
+        .executeTakeFirst();
       return row?.value;
     },
     async put(key, value) {

@@ -1,4 +1,3 @@
-
 /**
  * Row shapes of every table. Times are epoch milliseconds (BIGINT), booleans are 0/1 integers and
  * structured fields are JSON text, so the same queries run unchanged on SQLite and PostgreSQL.

@@ -16,7 +16,11 @@ export class Metrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
-  readonly sealed = new Gauge({ name: 'custody_sealed', help: '1 when the broker is sealed', registers: [this.registry] });
+  readonly sealed = new Gauge({
+    name: 'custody_sealed',
+    help: '1 when the broker is sealed',
+    registers: [this.registry],
+  });
   readonly auditSinkFailures = new Counter({
     name: 'custody_audit_sink_failures_total',
     help: 'Audit entries a sink failed to write, by sink',

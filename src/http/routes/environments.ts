@@ -8,7 +8,10 @@ import type { Services } from '../services.js';
 const tags = ['environments'];
 const err = { '4xx': { $ref: 'Error#' } };
 
-export const environmentRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
+export const environmentRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (
+  app,
+  { services },
+) => {
   const { pipeline, kv } = services;
 
   app.post(
@@ -30,8 +33,14 @@ export const environmentRoutes: FastifyPluginAsyncTypebox<{ services: Services }
     },
     async (req) => {
       const b = req.body;
-      const env = await pipeline.run(op(req, { action: 'env/manage', resource: b.name, data: { ...b } }), () =>
-        kv.createEnvironment({ name: b.name, retentionDays: b.retention_days, purgeProtection: b.purge_protection }),
+      const env = await pipeline.run(
+        op(req, { action: 'env/manage', resource: b.name, data: { ...b } }),
+        () =>
+          kv.createEnvironment({
+            name: b.name,
+            retentionDays: b.retention_days,
+            purgeProtection: b.purge_protection,
+          }),
       );
       return P.environment(env);
     },
@@ -39,14 +48,36 @@ export const environmentRoutes: FastifyPluginAsyncTypebox<{ services: Services }
 
   app.get(
     '/v1/envs',
-    { schema: { tags, summary: 'List environments', response: { 200: Type.Object({ items: Type.Array(S.EnvironmentSchema) }), ...err } } },
-    async (req) => ({ items: (await pipeline.run(op(req, { action: 'env/read', resource: '' }), () => kv.listEnvironments())).map(P.environment) }),
+    {
+      schema: {
+        tags,
+        summary: 'List environments',
+        response: { 200: Type.Object({ items: Type.Array(S.EnvironmentSchema) }), ...err },
+      },
+    },
+    async (req) => ({
+      items: (
+        await pipeline.run(op(req, { action: 'env/read', resource: '' }), () => kv.listEnvironments())
+      ).map(P.environment),
+    }),
   );
 
   app.get(
     '/v1/envs/:env',
-    { schema: { tags, summary: 'Show an environment', params: S.EnvPath, response: { 200: S.EnvironmentSchema, ...err } } },
-    async (req) => P.environment(await pipeline.run(op(req, { action: 'env/read', resource: req.params.env }), () => kv.getEnvironment(req.params.env))),
+    {
+      schema: {
+        tags,
+        summary: 'Show an environment',
+        params: S.EnvPath,
+        response: { 200: S.EnvironmentSchema, ...err },
+      },
+    },
+    async (req) =>
+      P.environment(
+        await pipeline.run(op(req, { action: 'env/read', resource: req.params.env }), () =>
+          kv.getEnvironment(req.params.env),
+        ),
+      ),
   );
 
   app.patch(
@@ -56,14 +87,18 @@ export const environmentRoutes: FastifyPluginAsyncTypebox<{ services: Services }
         tags,
         summary: 'Change an environment (turn purge protection on; it cannot be turned off)',
         params: S.EnvPath,
-        body: Type.Object({ purge_protection: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+        body: Type.Object(
+          { purge_protection: Type.Optional(Type.Boolean()) },
+          { additionalProperties: false },
+        ),
         response: { 200: S.EnvironmentSchema, ...err },
       },
     },
     async (req) =>
       P.environment(
-        await pipeline.run(op(req, { action: 'env/manage', resource: req.params.env, data: { ...req.body } }), () =>
-          kv.updateEnvironment(req.params.env, { purgeProtection: req.body.purge_protection }),
+        await pipeline.run(
+          op(req, { action: 'env/manage', resource: req.params.env, data: { ...req.body } }),
+          () => kv.updateEnvironment(req.params.env, { purgeProtection: req.body.purge_protection }),
         ),
       ),
   );

@@ -27,19 +27,35 @@ export const sysRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asyn
             unseal_mode: Type.Union([Type.String(), Type.Null()]),
             server_time: Type.String(),
           }),
-          '5xx': Type.Object({ initialized: Type.Boolean(), sealed: Type.Boolean(), version: Type.String(), storage: Type.String(), unseal_mode: Type.Union([Type.String(), Type.Null()]), server_time: Type.String() }),
+          '5xx': Type.Object({
+            initialized: Type.Boolean(),
+            sealed: Type.Boolean(),
+            version: Type.String(),
+            storage: Type.String(),
+            unseal_mode: Type.Union([Type.String(), Type.Null()]),
+            server_time: Type.String(),
+          }),
         },
       },
     },
     async (_req, reply) => {
       const s = operator.status();
-      const body = { initialized: s.initialized, sealed: s.sealed, version, storage: storage.kind, unseal_mode: s.mode, server_time: new Date().toISOString() };
+      const body = {
+        initialized: s.initialized,
+        sealed: s.sealed,
+        version,
+        storage: storage.kind,
+        unseal_mode: s.mode,
+        server_time: new Date().toISOString(),
+      };
       return reply.status(!s.initialized ? 501 : s.sealed ? 503 : 200).send(body);
     },
   );
 
-  app.get('/v1/sys/seal-status', { schema: { tags, summary: 'Seal status', response: { 200: S.SealStatusSchema } } }, async () =>
-    P.sealStatus(operator.status()),
+  app.get(
+    '/v1/sys/seal-status',
+    { schema: { tags, summary: 'Seal status', response: { 200: S.SealStatusSchema } } },
+    async () => P.sealStatus(operator.status()),
   );
 
   app.post(
@@ -48,9 +64,20 @@ export const sysRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asyn
       schema: {
         tags,
         summary: 'Initialize (shamir mode): returns the unseal shares and root token once',
-        body: Type.Object({ key_shares: Type.Integer({ minimum: 2, maximum: 255 }), key_threshold: Type.Integer({ minimum: 2, maximum: 255 }) }, { additionalProperties: false }),
+        body: Type.Object(
+          {
+            key_shares: Type.Integer({ minimum: 2, maximum: 255 }),
+            key_threshold: Type.Integer({ minimum: 2, maximum: 255 }),
+          },
+          { additionalProperties: false },
+        ),
         response: {
-          200: Type.Object({ root_token: Type.String(), keys: Type.Array(Type.String()), key_shares: Type.Integer(), key_threshold: Type.Integer() }),
+          200: Type.Object({
+            root_token: Type.String(),
+            keys: Type.Array(Type.String()),
+            key_shares: Type.Integer(),
+            key_threshold: Type.Integer(),
+          }),
           ...err,
         },
       },
@@ -58,14 +85,25 @@ export const sysRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asyn
     async (req) => {
       const { key_shares, key_threshold } = req.body;
       const res = await pipeline.run(
-        op(req, { action: 'sys/init', resource: '', anonymous: true, whileSealed: true, data: { key_shares, key_threshold } }),
+        op(req, {
+          action: 'sys/init',
+          resource: '',
+          anonymous: true,
+          whileSealed: true,
+          data: { key_shares, key_threshold },
+        }),
         async (ctx) => {
           const r = await operator.init(key_shares, key_threshold);
           ctx.auditResponse({ sensitive: { root_token: r.rootToken, keys: r.keys } });
           return r;
         },
       );
-      return { root_token: res.rootToken, keys: res.keys, key_shares: res.shares, key_threshold: res.threshold };
+      return {
+        root_token: res.rootToken,
+        keys: res.keys,
+        key_shares: res.shares,
+        key_threshold: res.threshold,
+      };
     },
   );
 
@@ -75,14 +113,24 @@ export const sysRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asyn
       schema: {
         tags,
         summary: 'Submit one unseal share (or reset progress)',
-        body: Type.Object({ key: Type.Optional(Type.String({ maxLength: 1024 })), reset: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+        body: Type.Object(
+          { key: Type.Optional(Type.String({ maxLength: 1024 })), reset: Type.Optional(Type.Boolean()) },
+          { additionalProperties: false },
+        ),
         response: { 200: S.SealStatusSchema, ...err },
       },
     },
     async (req) => {
       const { key, reset } = req.body;
       const status = await pipeline.run(
-        op(req, { action: 'sys/unseal', resource: '', anonymous: true, whileSealed: true, data: { reset }, sensitive: { key } }),
+        op(req, {
+          action: 'sys/unseal',
+          resource: '',
+          anonymous: true,
+          whileSealed: true,
+          data: { reset },
+          sensitive: { key },
+        }),
         async () => {
           if (reset || !key) {
             operator.resetUnsealProgress();
@@ -96,16 +144,34 @@ export const sysRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asyn
     },
   );
 
-  app.post('/v1/sys/seal', { schema: { tags, summary: 'Seal: drop every key from memory', response: { 200: S.SealStatusSchema, ...err } } }, async (req) => {
-    await pipeline.run(op(req, { action: 'sys/seal', resource: '' }), async () => operator.seal());
-    metrics.sealed.set(1);
-    return P.sealStatus(operator.status());
-  });
+  app.post(
+    '/v1/sys/seal',
+    {
+      schema: {
+        tags,
+        summary: 'Seal: drop every key from memory',
+        response: { 200: S.SealStatusSchema, ...err },
+      },
+    },
+    async (req) => {
+      await pipeline.run(op(req, { action: 'sys/seal', resource: '' }), async () => operator.seal());
+      metrics.sealed.set(1);
+      return P.sealStatus(operator.status());
+    },
+  );
 
   app.post(
     '/v1/sys/rotate',
-    { schema: { tags, summary: 'Add a new data key; old data stays readable', response: { 200: Type.Object({ key_term: Type.Integer() }), ...err } } },
-    async (req) => ({ key_term: await pipeline.run(op(req, { action: 'sys/rotate', resource: '' }), () => operator.rotate()) }),
+    {
+      schema: {
+        tags,
+        summary: 'Add a new data key; old data stays readable',
+        response: { 200: Type.Object({ key_term: Type.Integer() }), ...err },
+      },
+    },
+    async (req) => ({
+      key_term: await pipeline.run(op(req, { action: 'sys/rotate', resource: '' }), () => operator.rotate()),
+    }),
   );
 
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
