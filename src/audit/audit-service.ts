@@ -102,7 +102,6 @@ export class AuditService implements Auditor {
         () => reject(new Error(`audit sink ${sink.name} timed out after ${this.timeoutMs} ms`)),
         this.timeoutMs,
       );
-      timer.unref();
     });
     return Promise.race([written, timeout]).finally(() => clearTimeout(timer));
   }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { registerErrorHandling } from './error-handler.js';
 import { environmentRoutes } from './routes/environments.js';
@@ -26,7 +26,8 @@ export async function buildApp({ services, logger, https }: AppOptions): Promise
     bodyLimit: BODY_LIMIT,
     genReqId: () => randomUUID(),
     requestIdHeader: false,
-    disableRequestLogging: true,
+    // Our own onResponse line replaces Fastify's request logs (which would log full URLs twice).
+    logController: new LogController({ disableRequestLogging: true }),
     // No type coercion: a number where a string belongs is a client bug, not something to guess about.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     // Bound slow or stuck clients so they cannot tie up the broker.

@@ -25,7 +25,8 @@ function rewrite(line: string, change: (e: AuditEntry) => void, rehash = false):
 }
 
 const fail = (line: number, reason: string) => ({ ok: false, line, reason });
-const shape = (r: ReturnType<typeof verifyChain>) => (r.ok ? r : { ok: r.ok, line: r.line, reason: r.reason });
+const shape = (r: ReturnType<typeof verifyChain>) =>
+  r.ok ? r : { ok: r.ok, line: r.line, reason: r.reason };
 
 describe('hash chain', () => {
   it('stamps seq 1..n linked from the genesis hash, and the chain verifies', () => {
@@ -45,7 +46,10 @@ describe('hash chain', () => {
   });
 
   it('canonical JSON sorts keys at every depth', () => {
-    assert.equal(canonicalJson({ b: 1, a: { d: [1, { y: 2, x: 1 }], c: null } }), '{"a":{"c":null,"d":[1,{"x":1,"y":2}]},"b":1}');
+    assert.equal(
+      canonicalJson({ b: 1, a: { d: [1, { y: 2, x: 1 }], c: null } }),
+      '{"a":{"c":null,"d":[1,{"x":1,"y":2}]},"b":1}',
+    );
     assert.equal(canonicalJson({ a: undefined, b: 2 }), '{"b":2}');
   });
 
@@ -89,12 +93,22 @@ describe('hash chain', () => {
   it('reports an inserted forged line at its line', () => {
     // Naive forger: copy of the previous line with a changed field.
     const naive = chainLines(N);
-    naive.splice(8, 0, rewrite(naive[7], (e) => (e.outcome = 'allowed') && (e.resource = 'prod/forged')));
+    naive.splice(
+      8,
+      0,
+      rewrite(naive[7], (e) => {
+        e.resource = 'prod/forged';
+      }),
+    );
     assert.deepEqual(shape(verifyChain(naive)), fail(9, 'inserted'));
 
     // Careful forger: takes the seq and prev_hash of the line it displaces and recomputes the hash.
     const careful = chainLines(N);
-    careful.splice(8, 0, rewrite(careful[8], (e) => (e.resource = 'prod/forged'), true));
+    careful.splice(
+      8,
+      0,
+      rewrite(careful[8], (e) => (e.resource = 'prod/forged'), true),
+    );
     assert.deepEqual(shape(verifyChain(careful)), fail(9, 'inserted'));
 
     // Made-up line appended at the end.
@@ -141,13 +155,26 @@ describe('hash chain', () => {
     });
     assert.equal(verifyChain(second, tail.hash).ok, true);
     assert.equal(verifyChain(second, { startPrevHash: tail.hash, startSeq: 11 }).ok, true);
-    assert.deepEqual(shape(verifyChain(second, { startPrevHash: tail.hash, startSeq: 10 })), fail(1, 'removed'));
+    assert.deepEqual(
+      shape(verifyChain(second, { startPrevHash: tail.hash, startSeq: 10 })),
+      fail(1, 'removed'),
+    );
     assert.deepEqual(shape(verifyChain(second.slice(1), { startPrevHash: tail.hash })), fail(1, 'removed'));
     assert.deepEqual(shape(verifyChain(second, { startPrevHash: 'a'.repeat(64) })), fail(1, 'removed'));
   });
 
   it('detects any single mutation at or before the mutated line (property)', () => {
-    const fields = ['outcome', 'resource', 'action', 'time', 'request_id', 'data', 'seq', 'prev_hash', 'hash'] as const;
+    const fields = [
+      'outcome',
+      'resource',
+      'action',
+      'time',
+      'request_id',
+      'data',
+      'seq',
+      'prev_hash',
+      'hash',
+    ] as const;
     const mutation = fc.oneof(
       fc.record({ kind: fc.constant('edit' as const), at: fc.nat(), field: fc.constantFrom(...fields) }),
       fc.record({ kind: fc.constant('remove' as const), at: fc.nat() }),
@@ -163,7 +190,8 @@ describe('hash chain', () => {
           const k = m.at % n;
           lines[k] = rewrite(lines[k], (e: any) => {
             if (m.field === 'seq') e.seq += 1000;
-            else if (m.field === 'prev_hash' || m.field === 'hash') e[m.field] = e[m.field].replace(/^./, (c: string) => (c === 'a' ? 'b' : 'a'));
+            else if (m.field === 'prev_hash' || m.field === 'hash')
+              e[m.field] = e[m.field].replace(/^./, (c: string) => (c === 'a' ? 'b' : 'a'));
             else if (m.field === 'data') e.data.extra = 1;
             else e[m.field] = `${e[m.field]}x`;
           });
