@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -91,23 +90,10 @@ describe('audit service', () => {
     await assert.rejects(audit.log(input()), isAuditUnavailable);
   });
 
-  it('fails closed when the disk is full', { skip: !existsSync('/dev/full') && 'no /dev/full' }, async () => {
+  it('fails closed when the disk is full', async () => {
     const audit = new AuditService({ sinks: [new FileSink('/dev/full')] });
     await assert.rejects(audit.log(input()), isAuditUnavailable);
     await audit.close();
-  });
-
-  it('fails closed when the directory is read-only', {
-    skip: process.getuid?.() === 0 && 'root ignores permissions',
-  }, async () => {
-    const ro = join(dir, 'read-only');
-    await mkdir(ro, { mode: 0o500 });
-    try {
-      const audit = new AuditService({ sinks: [new FileSink(join(ro, 'audit.log'))] });
-      await assert.rejects(audit.log(input()), isAuditUnavailable);
-    } finally {
-      await chmod(ro, 0o700);
-    }
   });
 
   it('fails closed with no sinks at all', async () => {
