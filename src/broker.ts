@@ -2,8 +2,9 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
-import { createPolicyAuthorizer } from './access/authorizer.js';
+import { createAccessService } from './access/access-service.js';
 import { AuditService, type AuditSink, FileSink, StdoutSink } from './audit/index.js';
+import { createIdentityService } from './auth/identity-service.js';
 import { createTokenService } from './auth/token-service.js';
 import { Barrier } from './barrier/barrier.js';
 import type { ServerConfig } from './config.js';
@@ -62,7 +63,10 @@ export async function startBroker(
   });
   const tokens = createTokenService(storage);
   const kv = createKvService(storage, barrier);
-  const pipeline = new Pipeline({ barrier, tokens, authorizer: createPolicyAuthorizer(), audit, metrics });
+  const identities = createIdentityService(storage);
+  const access = createAccessService(storage, identities);
+  await access.seedBuiltinRoles();
+  const pipeline = new Pipeline({ barrier, tokens, authorizer: access, audit, metrics });
   const keyFile = path.join(config.dataDir, 'unseal.key');
   const operator = new OperatorService({ barrier, tokens, audit, meta, mode: config.unseal, keyFile });
 
@@ -90,7 +94,7 @@ export async function startBroker(
     caCertPath = tls.caCertPath;
   }
   const app = await buildApp({
-    services: { pipeline, kv, tokens, operator, storage, metrics, version: VERSION },
+    services: { pipeline, kv, tokens, identities, access, operator, storage, metrics, version: VERSION },
     logger,
     https,
   });

@@ -11,6 +11,11 @@ export interface AuditAuth {
   method?: string;
   /** which role/assignment granted the action */
   granted_by?: string | null;
+  /** kind of the identity (workload or user) */
+  kind?: string;
+  /** on-behalf-of: the workload identity acting for `identity` */
+  actor?: string | null;
+  env?: string | null;
 }
 
 /** One audit entry as it is handed to the sinks: everything except the per-sink chain fields. */

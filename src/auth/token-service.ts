@@ -21,6 +21,11 @@ export interface TokenInfo {
   maxExpiresAt: number | null;
   ttlSeconds: number;
   renewable: boolean;
+  /** Set for login tokens: the environment their identity lives in. */
+  env: string | null;
+  /** On-behalf-of tokens: the workload identity acting for the user in identityId. */
+  actorIdentityId: string | null;
+  authMethod: string | null;
 }
 
 export interface CreateTokenInput {
@@ -33,6 +38,9 @@ export interface CreateTokenInput {
   /** The creating token: the new one becomes its child and may hold only a subset of its policies. */
   parent?: TokenInfo;
   identityId?: string | null;
+  env?: string | null;
+  actorIdentityId?: string | null;
+  authMethod?: string | null;
   /** Only for the bootstrap root token: never expires, not renewable. */
   bootstrapRoot?: boolean;
 }
@@ -66,6 +74,9 @@ export function createTokenService(storage: Storage): TokenService {
     maxExpiresAt: r.max_expires_at,
     ttlSeconds: r.ttl_seconds,
     renewable: r.renewable === 1,
+    env: r.env,
+    actorIdentityId: r.actor_identity_id,
+    authMethod: r.auth_method,
   });
 
   const live = (r: Selectable<TokenTable> | undefined, now = Date.now()) =>
@@ -141,6 +152,9 @@ export function createTokenService(storage: Storage): TokenService {
         max_expires_at: root ? null : now + maxTtl * 1000,
         ttl_seconds: root ? 0 : ttl,
         renewable: root ? 0 : input.renewable === false ? 0 : 1,
+        env: input.env ?? null,
+        actor_identity_id: input.actorIdentityId ?? null,
+        auth_method: input.authMethod ?? null,
       };
       await db.insertInto('tokens').values(row).execute();
       return { token, info: toInfo(row) };

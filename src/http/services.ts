@@ -1,3 +1,5 @@
+import type { AccessService } from '../access/access-service.js';
+import type { IdentityService } from '../auth/identity-service.js';
 import type { TokenService } from '../auth/token-service.js';
 import type { KvService } from '../kv/kv-service.js';
 import type { OperatorService } from '../operator/operator-service.js';
@@ -10,6 +12,8 @@ export interface Services {
   pipeline: Pipeline;
   kv: KvService;
   tokens: TokenService;
+  identities: IdentityService;
+  access: AccessService;
   operator: OperatorService;
   storage: Storage;
   metrics: Metrics;

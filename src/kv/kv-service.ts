@@ -286,7 +286,17 @@ export function createKvService(storage: Storage, barrier: Barrier): KvService {
         .where('s.deleted_at', 'is', null)
         .orderBy('s.name')
         .limit(limit + 1);
-      if (prefix) q = q.where('s.name', '>=', prefix).where('s.name', '<', `${prefix}\uffff`);
+      // Prefixes match whole segments (`db` lists `db` and `db/…`, not `db-admin`), like scopes do.
+      const p = prefix?.replace(/\/+$/, '');
+      if (p) {
+        validateSecretName(p);
+        q = q.where((eb) =>
+          eb.or([
+            eb('s.name', '=', p),
+            eb.and([eb('s.name', '>', `${p}/`), eb('s.name', '<', `${p}/\uffff`)]),
+          ]),
+        );
+      }
       if (cursor) q = q.where('s.name', '>', decodeCursor(cursor));
       const rows = await q.execute();
       const page = rows.slice(0, limit);

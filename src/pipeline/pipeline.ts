@@ -98,7 +98,7 @@ export class Pipeline {
             denial = new CustodyError(
               'PermissionDenied',
               403,
-              `Not allowed to ${op.action} on ${op.resource || 'this broker'}`,
+              `Not allowed to ${op.action} on ${op.resource || 'this broker'}: ${decision.reason ?? 'denied'}`,
               'Ask an administrator for a role assignment that grants this action at this scope.',
             );
           }
@@ -110,6 +110,9 @@ export class Pipeline {
       ? {
           accessor: caller.accessor,
           identity: caller.identityId ?? caller.displayName,
+          method: caller.authMethod ?? 'token',
+          env: caller.env,
+          actor: caller.actorIdentityId,
           policies: caller.policies,
           root: caller.policies.includes(ROOT_POLICY),
           granted_by: grantedBy,

@@ -69,6 +69,109 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('tokens_expires').on('tokens').column('expires_at').execute();
     },
   },
+  '0002_identity_rbac': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('tokens').addColumn('env', 'text').execute();
+      await db.schema.alterTable('tokens').addColumn('actor_identity_id', 'text').execute();
+      await db.schema.alterTable('tokens').addColumn('auth_method', 'text').execute();
+      await db.schema
+        .createTable('identities')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('env', 'text', (c) => c.notNull().references('environments.name'))
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('auth_method', 'text', (c) => c.notNull())
+        .addColumn('login_role', 'text', (c) => c.notNull())
+        .addColumn('metadata', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_login_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('identities_env_method_name', ['env', 'auth_method', 'name'])
+        .execute();
+      await db.schema
+        .createTable('groups')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('env', 'text', (c) => c.notNull().references('environments.name'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('groups_env_name', ['env', 'name'])
+        .execute();
+      await db.schema
+        .createTable('group_members')
+        .addColumn('group_id', 'text', (c) => c.notNull().references('groups.id').onDelete('cascade'))
+        .addColumn('identity_id', 'text', (c) => c.notNull().references('identities.id').onDelete('cascade'))
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('group_members_pk', ['group_id', 'identity_id'])
+        .execute();
+      await db.schema
+        .createIndex('group_members_identity')
+        .on('group_members')
+        .column('identity_id')
+        .execute();
+      await db.schema
+        .createTable('roles')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('description', 'text', (c) => c.notNull())
+        .addColumn('actions', 'text', (c) => c.notNull())
+        .addColumn('builtin', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('assignments')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('env', 'text', (c) => c.notNull().references('environments.name'))
+        .addColumn('principal_type', 'text', (c) => c.notNull())
+        .addColumn('principal_id', 'text', (c) => c.notNull())
+        .addColumn('role', 'text', (c) => c.notNull().references('roles.name'))
+        .addColumn('scope_kind', 'text', (c) => c.notNull())
+        .addColumn('scope_path', 'text', (c) => c.notNull())
+        .addColumn('allow_management', 'integer', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint')
+        .execute();
+      await db.schema
+        .createIndex('assignments_principal')
+        .on('assignments')
+        .columns(['principal_id', 'env'])
+        .execute();
+      await db.schema
+        .createTable('auth_methods')
+        .addColumn('env', 'text', (c) => c.notNull().references('environments.name'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('config', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('auth_methods_pk', ['env', 'name'])
+        .execute();
+      await db.schema
+        .createTable('auth_roles')
+        .addColumn('env', 'text', (c) => c.notNull())
+        .addColumn('method', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('config', 'text', (c) => c.notNull())
+        .addColumn('lookup_key', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('auth_roles_pk', ['env', 'method', 'name'])
+        .execute();
+      await db.schema.createIndex('auth_roles_lookup').on('auth_roles').column('lookup_key').execute();
+      await db.schema
+        .createTable('approle_secret_ids')
+        .addColumn('hash', 'text', (c) => c.primaryKey())
+        .addColumn('accessor', 'text', (c) => c.notNull().unique())
+        .addColumn('env', 'text', (c) => c.notNull())
+        .addColumn('method', 'text', (c) => c.notNull())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('cidrs', 'text', (c) => c.notNull())
+        .addColumn('uses_left', 'integer')
+        .addColumn('metadata', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint')
+        .execute();
+    },
+  },
 };
 
 export async function migrateToLatest(db: Kysely<any>): Promise<void> {

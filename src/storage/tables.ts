@@ -53,6 +53,94 @@ export interface TokenTable {
   max_expires_at: number | null;
   ttl_seconds: number;
   renewable: number;
+  /** Environment of the identity a login token speaks for; null for operator tokens. */
+  env: string | null;
+  /** On-behalf-of tokens: the workload acting for the user in identity_id. */
+  actor_identity_id: string | null;
+  auth_method: string | null;
+}
+
+export interface IdentityTable {
+  id: string;
+  env: string;
+  kind: 'workload' | 'user';
+  name: string;
+  auth_method: string;
+  login_role: string;
+  metadata: string;
+  created_at: number;
+  last_login_at: number;
+}
+
+export interface GroupTable {
+  id: string;
+  env: string;
+  name: string;
+  created_at: number;
+}
+
+export interface GroupMemberTable {
+  group_id: string;
+  identity_id: string;
+  /** `claim` (synced at each login) or `admin` (managed by hand). */
+  source: 'claim' | 'admin';
+}
+
+export interface RoleTable {
+  name: string;
+  description: string;
+  actions: string;
+  builtin: number;
+  created_at: number;
+}
+
+export interface AssignmentTable {
+  id: string;
+  env: string;
+  principal_type: 'identity' | 'group';
+  principal_id: string;
+  role: string;
+  scope_kind: 'env' | 'secrets' | 'engine';
+  scope_path: string;
+  allow_management: number;
+  reason: string;
+  created_by: string;
+  created_at: number;
+  expires_at: number | null;
+}
+
+export interface AuthMethodTable {
+  env: string;
+  name: string;
+  type: string;
+  /** Barrier-encrypted JSON. */
+  config: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface AuthRoleTable {
+  env: string;
+  method: string;
+  name: string;
+  config: string;
+  /** Secondary lookup key (AppRole role id). */
+  lookup_key: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface AppRoleSecretIdTable {
+  hash: string;
+  accessor: string;
+  env: string;
+  method: string;
+  role: string;
+  cidrs: string;
+  uses_left: number | null;
+  metadata: string;
+  created_at: number;
+  expires_at: number | null;
 }
 
 export interface Database {
@@ -61,4 +149,12 @@ export interface Database {
   secrets: SecretTable;
   secret_versions: SecretVersionTable;
   tokens: TokenTable;
+  identities: IdentityTable;
+  groups: GroupTable;
+  group_members: GroupMemberTable;
+  roles: RoleTable;
+  assignments: AssignmentTable;
+  auth_methods: AuthMethodTable;
+  auth_roles: AuthRoleTable;
+  approle_secret_ids: AppRoleSecretIdTable;
 }

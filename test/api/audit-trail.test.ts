@@ -28,7 +28,9 @@ async function auditKey(dataDir: string): Promise<Buffer> {
     const meta = metaStore(storage);
     const barrier = new Barrier(meta);
     await barrier.load();
-    await barrier.unsealWithRootKey(Buffer.from((await readFile(path.join(dataDir, 'unseal.key'), 'utf8')).trim(), 'base64'));
+    await barrier.unsealWithRootKey(
+      Buffer.from((await readFile(path.join(dataDir, 'unseal.key'), 'utf8')).trim(), 'base64'),
+    );
     return await barrier.decrypt((await meta.get('audit/hmac-key'))!, 'custody:audit:hmac-key');
   } finally {
     await storage.close();
@@ -53,7 +55,10 @@ test('every request and response is audited, chained, with secrets only as HMAC 
   const text = await readFile(file, 'utf8');
   assert.ok(!text.includes(canary), 'no plaintext secret value');
   assert.ok(!text.includes(b.rootToken), 'no plaintext root token');
-  const entries = text.trim().split('\n').map((l) => JSON.parse(l));
+  const entries = text
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const verified = await verifyAuditFile(file);
   assert.equal(verified.ok, true);
   assert.equal(verified.ok && verified.count, entries.length);
@@ -76,7 +81,12 @@ test('every request and response is audited, chained, with secrets only as HMAC 
   const denials = entries.filter((e) => e.outcome === 'denied');
   assert.deepEqual(
     denials.map((e) => `${e.type}:${e.error_code}`),
-    ['request:InvalidToken', 'response:InvalidToken', 'request:PermissionDenied', 'response:PermissionDenied'],
+    [
+      'request:InvalidToken',
+      'response:InvalidToken',
+      'request:PermissionDenied',
+      'response:PermissionDenied',
+    ],
   );
   const created = entries.find((e) => e.action === 'token/create' && e.type === 'response');
   assert.match(JSON.stringify(created), /hmac-sha256:/, 'a minted token is recorded only as a digest');
@@ -101,7 +111,11 @@ test('tampering with the audit file is detected at the right line', async () => 
   const edited = [...lines];
   edited[4] = edited[4].replace('"dev/s1"', '"dev/s9"');
   assert.deepEqual(pick(await check(edited)), { ok: false, line: 5, reason: 'edited' });
-  assert.deepEqual(pick(await check(lines.filter((_, i) => i !== 6))), { ok: false, line: 7, reason: 'removed' });
+  assert.deepEqual(pick(await check(lines.filter((_, i) => i !== 6))), {
+    ok: false,
+    line: 7,
+    reason: 'removed',
+  });
   const swapped = [...lines];
   [swapped[3], swapped[4]] = [swapped[4], swapped[3]];
   assert.deepEqual(pick(await check(swapped)), { ok: false, line: 4, reason: 'reordered' });

@@ -21,13 +21,22 @@ test('shamir: init prints shares once, seal drops keys, a quorum unseals, restar
     assert.equal(early.status, 503);
     assert.equal(early.body.error.code, 'Sealed');
 
-    const bad = await b.call('POST', '/v1/sys/init', { token: null, body: { key_shares: 3, key_threshold: 4 } });
+    const bad = await b.call('POST', '/v1/sys/init', {
+      token: null,
+      body: { key_shares: 3, key_threshold: 4 },
+    });
     assert.equal(bad.status, 400);
     assert.equal(bad.body.error.code, 'InvalidKeyThreshold');
-    const init = await b.call('POST', '/v1/sys/init', { token: null, body: { key_shares: 3, key_threshold: 2 } });
+    const init = await b.call('POST', '/v1/sys/init', {
+      token: null,
+      body: { key_shares: 3, key_threshold: 2 },
+    });
     assert.equal(init.status, 200);
     assert.equal(init.body.keys.length, 3);
-    const again = await b.call('POST', '/v1/sys/init', { token: null, body: { key_shares: 3, key_threshold: 2 } });
+    const again = await b.call('POST', '/v1/sys/init', {
+      token: null,
+      body: { key_shares: 3, key_threshold: 2 },
+    });
     assert.equal(again.body.error.code, 'AlreadyInitialized');
     b.rootToken = init.body.root_token;
     const [k1, k2, k3] = init.body.keys as string[];
@@ -43,10 +52,17 @@ test('shamir: init prints shares once, seal drops keys, a quorum unseals, restar
 
     const p1 = await b.call('POST', '/v1/sys/unseal', { token: null, body: { key: k1 } });
     assert.deepEqual([p1.body.sealed, p1.body.progress, p1.body.threshold], [true, 1, 2]);
-    const garbage = await b.call('POST', '/v1/sys/unseal', { token: null, body: { key: Buffer.alloc(33, 7).toString('base64') } });
+    const garbage = await b.call('POST', '/v1/sys/unseal', {
+      token: null,
+      body: { key: Buffer.alloc(33, 7).toString('base64') },
+    });
     assert.equal(garbage.status, 400);
     assert.equal(garbage.body.error.code, 'InvalidUnsealKey');
-    assert.equal((await b.call('GET', '/v1/sys/seal-status', { token: null })).body.progress, 0, 'a failed combine resets progress');
+    assert.equal(
+      (await b.call('GET', '/v1/sys/seal-status', { token: null })).body.progress,
+      0,
+      'a failed combine resets progress',
+    );
     await b.call('POST', '/v1/sys/unseal', { token: null, body: { key: k3 } });
     const done = await b.call('POST', '/v1/sys/unseal', { token: null, body: { key: k2 } });
     assert.equal(done.body.sealed, false);

@@ -133,7 +133,7 @@ for (const engine of engines) {
       const seen: string[] = [];
       let cursor: string | null = null;
       do {
-        const q: string = `?prefix=p/&limit=2${cursor ? `&cursor=${cursor}` : ''}`;
+        const q: string = `?prefix=p&limit=2${cursor ? `&cursor=${cursor}` : ''}`;
         const page = await b.call('GET', `/v1/secrets/dev${q}`);
         assert.equal(page.status, 200);
         assert.ok(page.body.items.length <= 2);

@@ -9,6 +9,11 @@ import type { Services } from '../services.js';
 const tags = ['secrets'];
 const err = { '4xx': { $ref: 'Error#' } };
 const ref = (env: string, name: string) => `${env}/${name}`;
+/** A prefixed listing is authorized at the prefix, so a prefix-scoped assignment can list its own subtree. */
+const listResource = (env: string, prefix?: string) => {
+  const p = prefix?.replace(/\/+$/, '');
+  return p ? `${env}/${p}` : env;
+};
 
 /** Versioned secrets. Adapter only: validation by schema, decisions in the pipeline and KvService. */
 export const secretRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
@@ -153,7 +158,11 @@ export const secretRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = a
     async (req) => {
       const { env } = req.params;
       const page = await pipeline.run(
-        op(req, { action: 'secrets/list', resource: env, data: { ...req.query } }),
+        op(req, {
+          action: 'secrets/list',
+          resource: listResource(env, req.query.prefix),
+          data: { ...req.query },
+        }),
         () =>
           kv.listSecrets(env, {
             ...req.query,
