@@ -9,6 +9,7 @@ import { createTokenService } from './auth/token-service.js';
 import { Barrier } from './barrier/barrier.js';
 import type { ServerConfig } from './config.js';
 import { buildApp } from './http/app.js';
+import type { Services } from './http/services.js';
 import { ensureTls } from './http/tls.js';
 import { createKvService } from './kv/kv-service.js';
 import { OperatorService } from './operator/operator-service.js';
@@ -27,6 +28,8 @@ export interface RunningBroker {
   rootTokenPath: string | null;
   /** True when this start initialized a fresh install. */
   initializedNow: boolean;
+  /** The assembled services (for in-process tools and tests). */
+  services: Services;
   close(): Promise<void>;
 }
 
@@ -93,8 +96,9 @@ export async function startBroker(
     https = { key: tls.keyPem, cert: tls.certPem };
     caCertPath = tls.caCertPath;
   }
+  const services: Services = { pipeline, kv, tokens, identities, access, operator, storage, metrics, version: VERSION };
   const app = await buildApp({
-    services: { pipeline, kv, tokens, identities, access, operator, storage, metrics, version: VERSION },
+    services,
     logger,
     https,
   });
@@ -119,6 +123,7 @@ export async function startBroker(
     caCertPath,
     rootTokenPath,
     initializedNow,
+    services,
     async close() {
       clearInterval(timer);
       await app.close();

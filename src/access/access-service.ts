@@ -128,11 +128,24 @@ export function createAccessService(storage: Storage, identities: IdentityServic
   async function decide(caller: TokenInfo, action: string, resource: string): Promise<Decision> {
     if (caller.policies.includes(ROOT_POLICY)) return { allowed: true, source: 'policy:root' };
     if (SELF_ACTIONS.has(action)) return { allowed: true, source: 'self' };
-    const deny = (reason: string): Decision => ({ allowed: false, source: null, reason });
-    if (!caller.identityId) return deny('this token speaks for no identity and holds no root policy');
+    if (action === 'roles/read' && caller.identityId) return { allowed: true, source: 'any-identity' };
+    const alternatives = ANY_OF[action];
+    if (alternatives) {
+      for (const a of alternatives) {
+        const d = await decide(caller, a, resource);
+        if (d.allowed) return d;
+      }
+      return { allowed: false, source: null, reason: `needs one of ${alternatives.join(', ')}` };
+    }
     const target = resourceScope(action, resource);
     if (!target || (!isAction(action) && action !== 'env/read'))
       return deny('broker-wide operations need the root token');
+    return decideAt(caller, action, target);
+  }
+
+  async function decideAt(caller: TokenInfo, action: string, target: Scope): Promise<Decision> {
+    if (caller.policies.includes(ROOT_POLICY)) return { allowed: true, source: 'policy:root' };
+    if (!caller.identityId) return deny('this token speaks for no identity and holds no root policy');
     if (caller.env !== target.env)
       return deny(`the token belongs to environment ${caller.env}, not ${target.env}`);
     // Anyone logged in to an environment may see that environment's own settings.
@@ -272,14 +285,14 @@ export function createAccessService(storage: Storage, identities: IdentityServic
             'Ask another access administrator.',
           );
         }
-        const over = formatScope(scope);
         for (const a of ['access/assign', ...role.actions]) {
-          const d = await decide(caller, a, over);
-          if (!d.allowed)
+          const d = await decideAt(caller, a, scope);
+          if (!d.allowed) {
             throw forbidden(
-              `You cannot grant ${a} at ${over}: you do not hold it there`,
+              `You cannot grant ${a} at ${formatScope(scope)}: you do not hold it there`,
               'Nobody grants beyond what they hold.',
             );
+          }
         }
       }
       const ttl = input.expiresInSeconds;
@@ -320,7 +333,7 @@ export function createAccessService(storage: Storage, identities: IdentityServic
         throw notFound('AssignmentNotFound', `No assignment ${id}`, 'It may have been revoked already.');
       const a = toAssignment(row);
       if (!caller.policies.includes(ROOT_POLICY)) {
-        const d = await decide(caller, 'access/assign', formatScope(a.scope));
+        const d = await decideAt(caller, 'access/assign', a.scope);
         if (!d.allowed) throw forbidden(`You cannot revoke assignments at ${formatScope(a.scope)}`);
       }
       await db.deleteFrom('assignments').where('id', '=', id).execute();
@@ -389,4 +402,7 @@ export function createAccessService(storage: Storage, identities: IdentityServic
   };
 }
 
+const deny = (reason: string): Decision => ({ allowed: false, source: null, reason });
 const SELF_ACTIONS = new Set(['token/lookup-self', 'token/renew-self', 'token/revoke-self']);
+/** Read-only views granted by any one of several actions. */
+const ANY_OF: Record<string, string[]> = { 'identities/read': ['access/assign', 'audit/read'] };

@@ -145,7 +145,11 @@ export function networkError(err: unknown, cfg: ClientConfig): CliError {
     return new CliError('ConnectionRefused', `Cannot connect to ${where}: connection refused`, running);
   }
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
-    return new CliError('HostNotFound', `Cannot resolve the host of ${where}`, 'Check CUSTODY_ADDR (or --addr).');
+    return new CliError(
+      'HostNotFound',
+      `Cannot resolve the host of ${where}`,
+      'Check CUSTODY_ADDR (or --addr).',
+    );
   }
   if (code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'EHOSTUNREACH') {
     return new CliError('ConnectTimeout', `Cannot reach ${where} (${code})`, running);
@@ -164,7 +168,11 @@ export function networkError(err: unknown, cfg: ClientConfig): CliError {
     );
   }
   if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
-    return new CliError('TlsCertExpired', `The broker's certificate is not valid now (${code})`, 'Restart the broker: it renews its certificate.');
+    return new CliError(
+      'TlsCertExpired',
+      `The broker's certificate is not valid now (${code})`,
+      'Restart the broker: it renews its certificate.',
+    );
   }
   if (code === 'EPROTO' || code === 'ERR_SSL_WRONG_VERSION_NUMBER') {
     return new CliError(

@@ -26,7 +26,11 @@ export function duration(value: string, flag: string): string {
 export function pair(text: string, what: string): [string, string] {
   const eq = text.indexOf('=');
   if (eq <= 0) {
-    throw usageError(`${what} must be key=value`, `Example: ${what === '--tag' || what === '--meta' ? `${what} team=ml` : 'user=app'}.`, 'InvalidKeyValue');
+    throw usageError(
+      `${what} must be key=value`,
+      `Example: ${what === '--tag' || what === '--meta' ? `${what} team=ml` : 'user=app'}.`,
+      'InvalidKeyValue',
+    );
   }
   return [text.slice(0, eq), text.slice(eq + 1)];
 }
@@ -44,7 +48,11 @@ export function pairs(list: string[] | undefined, what: string): Record<string, 
 
 export function integer(value: string, flag: string, min = 0): number {
   if (!/^\d+$/.test(value) || Number(value) < min || !Number.isSafeInteger(Number(value))) {
-    throw usageError(`${flag} must be a whole number${min > 0 ? ` ≥ ${min}` : ''}`, undefined, 'InvalidNumber');
+    throw usageError(
+      `${flag} must be a whole number${min > 0 ? ` ≥ ${min}` : ''}`,
+      undefined,
+      'InvalidNumber',
+    );
   }
   return Number(value);
 }

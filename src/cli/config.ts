@@ -33,10 +33,18 @@ export function resolveClientConfig(
   try {
     url = new URL(rawAddr);
   } catch {
-    throw usageError(`The broker address ${rawAddr} is not a URL`, 'Example: https://127.0.0.1:8270.', 'InvalidAddr');
+    throw usageError(
+      `The broker address ${rawAddr} is not a URL`,
+      'Example: https://127.0.0.1:8270.',
+      'InvalidAddr',
+    );
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw usageError(`The broker address must be http(s), not ${url.protocol}`, 'Example: https://127.0.0.1:8270.', 'InvalidAddr');
+    throw usageError(
+      `The broker address must be http(s), not ${url.protocol}`,
+      'Example: https://127.0.0.1:8270.',
+      'InvalidAddr',
+    );
   }
   const caCert = nonEmpty(opts.caCert) ?? nonEmpty(env.CUSTODY_CACERT);
   return {
@@ -70,7 +78,8 @@ export function caHint(cfg: ClientConfig): string {
     return `CUSTODY_CACERT (${cfg.caCertPath}) does not sign the broker's certificate: point it at the broker's <data-dir>/tls/ca.pem.`;
   }
   const local = path.join(cfg.cwd, LOCAL_DATA_DIR, 'tls', 'ca.pem');
-  if (existsSync(local)) return `Set CUSTODY_CACERT to the broker's CA: export CUSTODY_CACERT=${shellQuote(local)}`;
+  if (existsSync(local))
+    return `Set CUSTODY_CACERT to the broker's CA: export CUSTODY_CACERT=${shellQuote(local)}`;
   return "Set CUSTODY_CACERT to the broker's CA certificate, <data-dir>/tls/ca.pem (or pass --ca-cert).";
 }
 

@@ -30,4 +30,7 @@ export function examples(cmd: Command, lines: string[]): Command {
 }
 
 /** Collects a repeatable option into an array. */
-export const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+export const collect = (value: string, previous: string[] | undefined): string[] => [
+  ...(previous ?? []),
+  value,
+];

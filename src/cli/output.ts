@@ -53,7 +53,9 @@ export class Output {
     }
     const table = [columns.map((c) => c.header), ...rows.map((r) => columns.map((c) => cell(c.get(r))))];
     const widths = columns.map((_, i) => Math.max(...table.map((line) => line[i].length)));
-    const text = table.map((line) => line.map((v, i) => (i === line.length - 1 ? v : v.padEnd(widths[i]))).join('  '));
+    const text = table.map((line) =>
+      line.map((v, i) => (i === line.length - 1 ? v : v.padEnd(widths[i]))).join('  '),
+    );
     this.out.write(`${text.join('\n')}\n`);
   }
 
@@ -94,7 +96,11 @@ export function toErrorBody(err: unknown): { code: string; message: string; hint
   if (err instanceof CliError) return { code: err.code, message: err.message, hint: err.hint };
   const e = err as { code?: unknown; message?: unknown; hint?: unknown; name?: unknown };
   if (e && typeof e === 'object' && e.name === 'CustodyError' && typeof e.code === 'string') {
-    return { code: e.code, message: String(e.message), hint: typeof e.hint === 'string' ? e.hint : undefined };
+    return {
+      code: e.code,
+      message: String(e.message),
+      hint: typeof e.hint === 'string' ? e.hint : undefined,
+    };
   }
   return { code: 'InternalError', message: err instanceof Error ? err.message : String(err) };
 }

@@ -4,7 +4,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { registerErrorHandling } from './error-handler.js';
+import { accessRoutes } from './routes/access.js';
 import { environmentRoutes } from './routes/environments.js';
+import { identityRoutes } from './routes/identities.js';
 import { secretRoutes } from './routes/secrets.js';
 import { sysRoutes } from './routes/sys.js';
 import { tokenRoutes } from './routes/tokens.js';
@@ -70,6 +72,8 @@ export async function buildApp({ services, logger, https }: AppOptions): Promise
   await app.register(tokenRoutes, { services });
   await app.register(environmentRoutes, { services });
   await app.register(secretRoutes, { services });
+  await app.register(accessRoutes, { services });
+  await app.register(identityRoutes, { services });
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }

@@ -26,14 +26,19 @@ export function registerEnv(program: Command): void {
       A.envName(name);
       const body = {
         name,
-        ...(o.retentionDays !== undefined ? { retention_days: A.integer(o.retentionDays, '--retention-days', 1) } : {}),
+        ...(o.retentionDays !== undefined
+          ? { retention_days: A.integer(o.retentionDays, '--retention-days', 1) }
+          : {}),
         ...(o.purgeProtection ? { purge_protection: true } : {}),
       };
       const client = await clientOf(cmd);
       const { body: created } = await client.post<Environment>('/v1/envs', body);
       outputOf(cmd).object({ ...created });
     });
-  examples(create, ['$ custody env create dev', '$ custody env create prod --retention-days 30 --purge-protection']);
+  examples(create, [
+    '$ custody env create dev',
+    '$ custody env create prod --retention-days 30 --purge-protection',
+  ]);
 
   const list = env
     .command('list')
@@ -74,10 +79,15 @@ export function registerEnv(program: Command): void {
     .action(async (name: string, _o, cmd: Command) => {
       A.envName(name);
       const client = await clientOf(cmd);
-      const { body } = await client.call<Environment>('PATCH', envUrl(name), { body: { purge_protection: true } });
+      const { body } = await client.call<Environment>('PATCH', envUrl(name), {
+        body: { purge_protection: true },
+      });
       const out = outputOf(cmd);
       out.object({ ...body });
-      if (!out.json) out.note(`Purge protection is on for ${name}: deleted secrets stay recoverable until retention ends.`);
+      if (!out.json)
+        out.note(
+          `Purge protection is on for ${name}: deleted secrets stay recoverable until retention ends.`,
+        );
     });
   examples(protect, ['$ custody env protect prod']);
 }

@@ -32,8 +32,21 @@ interface DeletedSecret extends SecretSummary {
   scheduled_purge_at: string;
 }
 
-const META_FIELDS = ['env', 'name', 'seq', 'version', 'enabled', 'content_type', 'tags', 'not_before', 'expires', 'created_at', 'updated_at'];
-const secretUrl = (ref: { env: string; name: string }) => `/v1/secrets/${encodeURIComponent(ref.env)}/${pathOf(ref.name)}`;
+const META_FIELDS = [
+  'env',
+  'name',
+  'seq',
+  'version',
+  'enabled',
+  'content_type',
+  'tags',
+  'not_before',
+  'expires',
+  'created_at',
+  'updated_at',
+];
+const secretUrl = (ref: { env: string; name: string }) =>
+  `/v1/secrets/${encodeURIComponent(ref.env)}/${pathOf(ref.name)}`;
 const deletedUrl = (ref: { env: string; name: string }) =>
   `/v1/deleted-secrets/${encodeURIComponent(ref.env)}/${pathOf(ref.name)}`;
 
@@ -41,22 +54,36 @@ async function readValueFile(file: string, what: string): Promise<string> {
   try {
     return await readFile(file, 'utf8');
   } catch (err) {
-    throw new CliError('FileUnreadable', `Cannot read ${what} ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, 'Check the path.');
+    throw new CliError(
+      'FileUnreadable',
+      `Cannot read ${what} ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      'Check the path.',
+    );
   }
 }
 
 /** The value to store and its default content type, from pairs, a file or stdin. */
-async function valueOf(items: string[], valueFile: string | undefined): Promise<{ value: string; contentType?: string }> {
+async function valueOf(
+  items: string[],
+  valueFile: string | undefined,
+): Promise<{ value: string; contentType?: string }> {
   const fromStdin = items.includes('-');
-  if (fromStdin && items.length > 1) throw usageError('`-` (value from stdin) cannot be combined with key=value pairs');
-  if (valueFile && items.length > 0) throw usageError('--value-file cannot be combined with key=value pairs or `-`');
+  if (fromStdin && items.length > 1)
+    throw usageError('`-` (value from stdin) cannot be combined with key=value pairs');
+  if (valueFile && items.length > 0)
+    throw usageError('--value-file cannot be combined with key=value pairs or `-`');
   if (valueFile) return { value: await readValueFile(valueFile, '--value-file') };
   if (fromStdin) {
-    const text = stdinIsTty() ? await promptHidden('Value (input hidden): ') : dropTrailingNewline(await readStdin());
+    const text = stdinIsTty()
+      ? await promptHidden('Value (input hidden): ')
+      : dropTrailingNewline(await readStdin());
     return { value: text };
   }
   if (items.length === 0) {
-    throw usageError('No value given', 'Give key=value pairs, key=@file, --value-file FILE, or - to read the value from stdin.');
+    throw usageError(
+      'No value given',
+      'Give key=value pairs, key=@file, --value-file FILE, or - to read the value from stdin.',
+    );
   }
   const obj: Record<string, string> = {};
   for (const item of items) {
@@ -76,11 +103,19 @@ function fieldOf(secret: SecretValue, field: string): string {
     parsed = undefined;
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new CliError('NotJsonObject', `${secret.env}/${secret.name} is not a JSON object, so it has no fields`, 'Drop --field to print the whole value.');
+    throw new CliError(
+      'NotJsonObject',
+      `${secret.env}/${secret.name} is not a JSON object, so it has no fields`,
+      'Drop --field to print the whole value.',
+    );
   }
   if (!Object.hasOwn(parsed, field)) {
     const keys = Object.keys(parsed).join(', ');
-    throw new CliError('FieldNotFound', `${secret.env}/${secret.name} has no field ${field}`, keys ? `Its fields: ${keys}.` : 'The object is empty.');
+    throw new CliError(
+      'FieldNotFound',
+      `${secret.env}/${secret.name} has no field ${field}`,
+      keys ? `Its fields: ${keys}.` : 'The object is empty.',
+    );
   }
   const v = (parsed as Record<string, unknown>)[field];
   return typeof v === 'string' ? v : JSON.stringify(v);
@@ -97,7 +132,9 @@ const summaryColumns: Column<SecretSummary>[] = [
 ];
 
 export function registerKv(program: Command): void {
-  const kv = program.command('kv').description('Versioned secrets: put, get, list, update, delete, recover, purge');
+  const kv = program
+    .command('kv')
+    .description('Versioned secrets: put, get, list, update, delete, recover, purge');
   examples(kv, [
     '$ custody kv put prod/db/credentials user=app password=@./password.txt',
     '$ custody kv get prod/db/credentials --field user',
@@ -115,7 +152,10 @@ export function registerKv(program: Command): void {
     .option('--value-file <file>', 'store the raw content of a file')
     .option('--content-type <type>', 'content type (default: application/json for key=value pairs)')
     .option('--tag <key=value>', 'tag the version (repeatable)', collect)
-    .option('--expires <time>', 'RFC 3339 time or duration from now (30d) after which the version is unusable')
+    .option(
+      '--expires <time>',
+      'RFC 3339 time or duration from now (30d) after which the version is unusable',
+    )
     .option('--not-before <time>', 'RFC 3339 time or duration from now before which the version is unusable')
     .option('--disabled', 'store the version disabled')
     .option('--cas <n>', 'check-and-set: the version number you expect to be current (0 = must not exist)')
@@ -189,7 +229,11 @@ export function registerKv(program: Command): void {
       } while (cursor);
       outputOf(cmd).list({ items, next_cursor: null }, items, summaryColumns, `No secrets in ${env}.`);
     });
-  examples(list, ['$ custody kv list prod', '$ custody kv list prod --prefix db/', '$ custody kv list prod --format json']);
+  examples(list, [
+    '$ custody kv list prod',
+    '$ custody kv list prod --prefix db/',
+    '$ custody kv list prod --format json',
+  ]);
 
   const versions = kv
     .command('versions')
@@ -234,7 +278,10 @@ export function registerKv(program: Command): void {
       const tags = A.pairs(o.tag, '--tag');
       if (tags) body.tags = tags;
       if (Object.keys(body).length === 0) {
-        throw usageError('Nothing to update', 'Give --enabled, --expires, --not-before, --content-type or --tag.');
+        throw usageError(
+          'Nothing to update',
+          'Give --enabled, --expires, --not-before, --content-type or --tag.',
+        );
       }
       const client = await clientOf(cmd);
       const { body: meta } = await client.call<VersionMeta>('PATCH', secretUrl(r), {
@@ -272,7 +319,10 @@ export function registerKv(program: Command): void {
       const r = A.secretRef(ref);
       const client = await clientOf(cmd);
       const { body } = await client.post<SecretSummary>(deletedUrl(r));
-      outputOf(cmd).result(body, `Recovered ${r.env}/${r.name} (${body.versions} version${body.versions === 1 ? '' : 's'}).`);
+      outputOf(cmd).result(
+        body,
+        `Recovered ${r.env}/${r.name} (${body.versions} version${body.versions === 1 ? '' : 's'}).`,
+      );
     });
   examples(recover, ['$ custody kv recover prod/db/password']);
 
@@ -295,7 +345,9 @@ export function registerKv(program: Command): void {
     .action(async (env: string, _o, cmd: Command) => {
       A.envName(env);
       const client = await clientOf(cmd);
-      const { body } = await client.get<{ items: DeletedSecret[] }>(`/v1/deleted-secrets/${encodeURIComponent(env)}`);
+      const { body } = await client.get<{ items: DeletedSecret[] }>(
+        `/v1/deleted-secrets/${encodeURIComponent(env)}`,
+      );
       outputOf(cmd).list(
         body,
         body.items,

@@ -16,19 +16,41 @@ interface TokenInfo {
   renewable: boolean;
 }
 
-const INFO_FIELDS = ['accessor', 'display_name', 'policies', 'identity_id', 'meta', 'created_at', 'expires_at', 'max_expires_at', 'ttl', 'renewable'];
+const INFO_FIELDS = [
+  'accessor',
+  'display_name',
+  'policies',
+  'identity_id',
+  'meta',
+  'created_at',
+  'expires_at',
+  'max_expires_at',
+  'ttl',
+  'renewable',
+];
 
 /** `ACCESSOR` or `--self`, exactly one of them (lookup and renew default to self). */
-function target(accessor: string | undefined, self: boolean | undefined, selfByDefault: boolean): string | null {
+function target(
+  accessor: string | undefined,
+  self: boolean | undefined,
+  selfByDefault: boolean,
+): string | null {
   if (accessor && self) throw usageError('Give an accessor or --self, not both');
   if (accessor) return accessor;
   if (self || selfByDefault) return null;
-  throw usageError('Give the accessor of the token to revoke, or --self', 'Example: custody token revoke acc_AbC…');
+  throw usageError(
+    'Give the accessor of the token to revoke, or --self',
+    'Example: custody token revoke acc_AbC…',
+  );
 }
 
 export function registerToken(program: Command): void {
   const token = program.command('token').description('Create, look up, renew and revoke tokens');
-  examples(token, ['$ custody token create --policy root --ttl 1h', '$ custody token lookup', '$ custody token revoke acc_AbC…']);
+  examples(token, [
+    '$ custody token create --policy root --ttl 1h',
+    '$ custody token lookup',
+    '$ custody token revoke acc_AbC…',
+  ]);
 
   const create = token
     .command('create')
@@ -50,15 +72,21 @@ export function registerToken(program: Command): void {
         ...(meta ? { meta } : {}),
       };
       const client = await clientOf(cmd);
-      const { body: created } = await client.post<TokenInfo & { token: string }>('/v1/auth/token/create', body);
+      const { body: created } = await client.post<TokenInfo & { token: string }>(
+        '/v1/auth/token/create',
+        body,
+      );
       const out = outputOf(cmd);
       out.object({ ...created }, ['token', ...INFO_FIELDS]);
-      if (!out.json) out.note('Store the token now: it is not shown again. Revoke it with `custody token revoke <accessor>`.');
+      if (!out.json)
+        out.note(
+          'Store the token now: it is not shown again. Revoke it with `custody token revoke <accessor>`.',
+        );
     });
   examples(create, [
     '$ custody token create --ttl 8h --display-name ci-job',
     '$ custody token create --policy root --ttl 1h --max-ttl 4h --no-renewable',
-    "$ export CUSTODY_TOKEN=$(custody token create --ttl 1h --format json | jq -r .token)",
+    '$ export CUSTODY_TOKEN=$(custody token create --ttl 1h --format json | jq -r .token)',
   ]);
 
   const lookup = token
@@ -87,7 +115,10 @@ export function registerToken(program: Command): void {
       const increment = o.increment ? A.duration(o.increment, '--increment') : undefined;
       const client = await clientOf(cmd);
       const { body } = acc
-        ? await client.post<TokenInfo>('/v1/auth/token/renew', { accessor: acc, ...(increment ? { increment } : {}) })
+        ? await client.post<TokenInfo>('/v1/auth/token/renew', {
+            accessor: acc,
+            ...(increment ? { increment } : {}),
+          })
         : await client.post<TokenInfo>('/v1/auth/token/renew-self', increment ? { increment } : {});
       outputOf(cmd).object({ ...body }, INFO_FIELDS);
     });
