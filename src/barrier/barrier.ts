@@ -193,6 +193,31 @@ export class Barrier {
     return this.status();
   }
 
+  /**
+   * Whether key parts reconstruct this broker's root key: `threshold` Shamir shares, or the key
+   * file's root key in file mode. Used to authorize root-token generation by quorum.
+   */
+  async verifyKeyParts(parts: Buffer[]): Promise<boolean> {
+    const meta = this.config ?? (await this.load(), this.config);
+    const blob = await this.meta.get(KEYRING);
+    if (!meta || !blob) return false;
+    let rootKey: Buffer;
+    try {
+      rootKey =
+        meta.mode === 'shamir' ? Buffer.from(await combine(parts.map((p) => new Uint8Array(p)))) : parts[0];
+    } catch {
+      return false;
+    }
+    try {
+      open(rootKey, Buffer.from(blob, 'base64'), KEYRING_AAD);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      if (meta.mode === 'shamir') rootKey.fill(0);
+    }
+  }
+
   resetUnsealProgress(): void {
     this.pendingShares = [];
   }

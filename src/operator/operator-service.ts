@@ -11,6 +11,13 @@ import { writePrivateFile } from './private-file.js';
 const AUDIT_KEY = 'audit/hmac-key';
 const AUDIT_KEY_AAD = 'custody:audit:hmac-key';
 
+export interface RootGenerationStatus {
+  started: boolean;
+  nonce: string | null;
+  progress: number;
+  required: number;
+}
+
 export interface InitResult {
   rootToken: string;
   /** Shamir shares, base64; empty in file mode. */
@@ -21,6 +28,8 @@ export interface InitResult {
 
 /** Initialization and the seal lifecycle: what `custody operator …` drives. */
 export class OperatorService {
+  private rootGen: { nonce: string; parts: Buffer[] } | null = null;
+
   constructor(
     private readonly deps: {
       barrier: Barrier;
@@ -88,6 +97,75 @@ export class OperatorService {
     const status = await this.deps.barrier.submitShare(Buffer.from(keyBase64, 'base64'));
     if (!status.sealed) await this.loadAuditKey();
     return status;
+  }
+
+  /** Starts (or restarts) generating a new root token; needs the unseal quorum to complete. */
+  startRootGeneration(): RootGenerationStatus {
+    this.rootGen = { nonce: randomBytes(16).toString('hex'), parts: [] };
+    return this.rootGenerationStatus();
+  }
+
+  cancelRootGeneration(): void {
+    this.rootGen = null;
+  }
+
+  rootGenerationStatus(): RootGenerationStatus {
+    const required = this.deps.barrier.status().threshold;
+    return {
+      started: this.rootGen !== null,
+      nonce: this.rootGen?.nonce ?? null,
+      progress: this.rootGen?.parts.length ?? 0,
+      required,
+    };
+  }
+
+  /**
+   * Adds one unseal share (file mode: the key file's content). At the threshold the parts are
+   * verified against the keyring and a new root token is created, returned once.
+   */
+  async submitRootGenerationKey(
+    nonce: string,
+    keyBase64: string,
+  ): Promise<RootGenerationStatus & { rootToken?: string }> {
+    const attempt = this.rootGen;
+    if (!attempt || attempt.nonce !== nonce) {
+      throw badRequest(
+        'InvalidNonce',
+        'No root generation is in progress with that nonce',
+        'Start one with `custody operator generate-root --init`.',
+      );
+    }
+    if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(keyBase64)) {
+      throw badRequest(
+        'InvalidUnsealKey',
+        'The key is not base64',
+        'Paste the share exactly as `operator init` printed it.',
+      );
+    }
+    const part = Buffer.from(keyBase64, 'base64');
+    if (!attempt.parts.some((p) => p.equals(part))) attempt.parts.push(part);
+    const status = this.rootGenerationStatus();
+    if (status.progress < status.required) return status;
+    this.rootGen = null;
+    if (!(await this.deps.barrier.verifyKeyParts(attempt.parts))) {
+      throw badRequest(
+        'InvalidUnsealKey',
+        "The keys do not reconstruct this broker's root key",
+        'Start again with shares from this installation.',
+      );
+    }
+    const { token } = await this.deps.tokens.create({
+      policies: [ROOT_POLICY],
+      displayName: 'root',
+      bootstrapRoot: true,
+    });
+    return {
+      started: false,
+      nonce: null,
+      progress: status.progress,
+      required: status.required,
+      rootToken: token,
+    };
   }
 
   resetUnsealProgress(): void {

@@ -102,3 +102,57 @@ test('file mode: auto-init writes a 0600 key file and root token, and restarts u
     await b.stop({ keepData: true });
   }
 });
+
+test('generate-root: a quorum of unseal keys mints a new root token, so the bootstrap one can be revoked', async () => {
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'custody-genroot-'));
+  dirs.push(dataDir);
+  const b = await startTestBroker({ dataDir });
+  try {
+    const old = b.rootToken;
+    const { readFile } = await import('node:fs/promises');
+    const key = (await readFile(path.join(dataDir, 'unseal.key'), 'utf8')).trim();
+    const wrongNonce = await b.call('POST', '/v1/sys/generate-root/update', {
+      token: null,
+      body: { nonce: 'nope', key },
+    });
+    assert.equal(wrongNonce.body.error.code, 'InvalidNonce');
+    const start = await b.call('POST', '/v1/sys/generate-root/attempt', { token: null });
+    assert.deepEqual([start.body.started, start.body.required], [true, 1]);
+    const bad = await b.call('POST', '/v1/sys/generate-root/update', {
+      token: null,
+      body: { nonce: start.body.nonce, key: Buffer.alloc(32, 1).toString('base64') },
+    });
+    assert.equal(bad.body.error.code, 'InvalidUnsealKey');
+    const again = await b.call('POST', '/v1/sys/generate-root/attempt', { token: null });
+    const done = await b.call('POST', '/v1/sys/generate-root/update', {
+      token: null,
+      body: { nonce: again.body.nonce, key },
+    });
+    assert.equal(done.status, 200);
+    assert.match(done.body.root_token, /^cst_/);
+    const fresh = done.body.root_token as string;
+    const self = await b.call('GET', '/v1/auth/token/lookup-self', { token: old });
+    assert.equal(
+      (
+        await b.call('POST', '/v1/auth/token/revoke', {
+          token: fresh,
+          body: { accessor: self.body.accessor },
+        })
+      ).status,
+      200,
+    );
+    assert.equal(
+      (await b.call('GET', '/v1/envs', { token: old })).status,
+      401,
+      'the bootstrap root token is gone',
+    );
+    assert.equal((await b.call('GET', '/v1/envs', { token: fresh })).status, 200);
+    const audit = await readFile(path.join(dataDir, 'audit.log'), 'utf8');
+    assert.ok(
+      !audit.includes(fresh) && !audit.includes(key),
+      'neither the new token nor the key is in the audit trail',
+    );
+  } finally {
+    await b.stop({ keepData: true });
+  }
+});

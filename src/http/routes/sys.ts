@@ -174,6 +174,77 @@ export const sysRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asyn
     }),
   );
 
+  const RootGenStatus = Type.Object({
+    started: Type.Boolean(),
+    nonce: Type.Union([Type.String(), Type.Null()]),
+    progress: Type.Integer(),
+    required: Type.Integer(),
+    root_token: Type.Optional(Type.String()),
+  });
+  // Like unseal, root generation is authorized by the unseal quorum, not by a token.
+  app.post(
+    '/v1/sys/generate-root/attempt',
+    {
+      schema: {
+        tags,
+        summary: 'Start generating a root token (needs the unseal quorum)',
+        response: { 200: RootGenStatus, ...err },
+      },
+    },
+    async (req) =>
+      pipeline.run(op(req, { action: 'sys/generate-root', resource: '', anonymous: true }), async () =>
+        operator.startRootGeneration(),
+      ),
+  );
+  app.get(
+    '/v1/sys/generate-root/attempt',
+    { schema: { tags, summary: 'Root generation progress', response: { 200: RootGenStatus } } },
+    async () => operator.rootGenerationStatus(),
+  );
+  app.delete(
+    '/v1/sys/generate-root/attempt',
+    { schema: { tags, summary: 'Cancel root generation', response: { 200: RootGenStatus, ...err } } },
+    async (req) =>
+      pipeline.run(op(req, { action: 'sys/generate-root', resource: '', anonymous: true }), async () => {
+        operator.cancelRootGeneration();
+        return operator.rootGenerationStatus();
+      }),
+  );
+  app.post(
+    '/v1/sys/generate-root/update',
+    {
+      schema: {
+        tags,
+        summary: 'Submit one unseal share towards a new root token',
+        body: Type.Object(
+          { nonce: Type.String({ maxLength: 64 }), key: Type.String({ maxLength: 1024 }) },
+          { additionalProperties: false },
+        ),
+        response: { 200: RootGenStatus, ...err },
+      },
+    },
+    async (req) => {
+      const { nonce, key } = req.body;
+      const res = await pipeline.run(
+        op(req, {
+          action: 'sys/generate-root',
+          resource: '',
+          anonymous: true,
+          data: { nonce },
+          sensitive: { key },
+        }),
+        async (ctx) => {
+          const r = await operator.submitRootGenerationKey(nonce, key);
+          if (r.rootToken)
+            ctx.auditResponse({ data: { complete: true }, sensitive: { root_token: r.rootToken } });
+          return r;
+        },
+      );
+      const { rootToken, ...status } = res;
+      return rootToken ? { ...status, root_token: rootToken } : status;
+    },
+  );
+
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
     metrics.sealed.set(operator.status().sealed ? 1 : 0);
     return reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
