@@ -102,7 +102,15 @@ export async function startBroker(
     logger,
     https,
   });
-  await app.listen({ host: config.host, port: config.port });
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    // Leave nothing open behind a failed start (port in use, address not available).
+    await app.close().catch(() => {});
+    await audit.close().catch(() => {});
+    await storage.close().catch(() => {});
+    throw err;
+  }
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;

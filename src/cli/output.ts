@@ -38,7 +38,10 @@ export class Output {
 
   /** An object: `key: value` lines, or the object as JSON. */
   object(data: Record<string, unknown>, fields?: string[]): void {
-    if (this.json) return this.printJson(data);
+    if (this.json) {
+      this.printJson(data);
+      return;
+    }
     const keys = fields ?? Object.keys(data);
     const width = Math.max(0, ...keys.map((k) => k.length)) + 1;
     this.out.write(keys.map((k) => `${`${k}:`.padEnd(width)} ${cell(data[k])}`).join('\n') + '\n');
@@ -46,7 +49,10 @@ export class Output {
 
   /** A list: aligned columns under a header, or `json` as JSON. */
   list<T>(json: unknown, rows: T[], columns: Column<T>[], empty = 'Nothing to list.'): void {
-    if (this.json) return this.printJson(json);
+    if (this.json) {
+      this.printJson(json);
+      return;
+    }
     if (rows.length === 0) {
       this.err.write(`${empty}\n`);
       return;
@@ -61,7 +67,10 @@ export class Output {
 
   /** A result in table mode is one sentence; in json mode the response. */
   result(json: unknown, sentence: string): void {
-    if (this.json) return this.printJson(json);
+    if (this.json) {
+      this.printJson(json);
+      return;
+    }
     this.out.write(`${sentence}\n`);
   }
 

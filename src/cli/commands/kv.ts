@@ -63,7 +63,7 @@ async function readValueFile(file: string, what: string): Promise<string> {
 }
 
 /** The value to store and its default content type, from pairs, a file or stdin. */
-async function valueOf(
+async function valueToStore(
   items: string[],
   valueFile: string | undefined,
 ): Promise<{ value: string; contentType?: string }> {
@@ -169,7 +169,7 @@ export function registerKv(program: Command): void {
         ...(o.disabled ? { enabled: false } : {}),
         ...(o.cas !== undefined ? { cas: A.integer(o.cas, '--cas') } : {}),
       };
-      const { value, contentType } = await valueOf(items, o.valueFile);
+      const { value, contentType } = await valueToStore(items, o.valueFile);
       const ct = o.contentType ?? contentType;
       const client = await clientOf(cmd);
       const { body: meta } = await client.call<VersionMeta>('PUT', secretUrl(r), {

@@ -101,7 +101,7 @@ function banner(broker: RunningBroker, config: ServerConfig, seal: SealStatus) {
       `Custody broker ${VERSION} listening on ${broker.url}`,
       `  data dir:     ${config.dataDir}`,
       `  storage:      ${describeStorage(config)}`,
-      `  unseal mode:  ${config.unseal}${broker.initializedNow ? ' (initialized now)' : ''}${seal.sealed ? ', sealed' : ''}`,
+      `  unseal mode:  ${config.unseal}${broker.initializedNow ? ' (initialized now)' : ''}${!seal.initialized ? ', not initialized' : seal.sealed ? ', sealed' : ''}`,
       `  CA cert:      ${broker.caCertPath ?? '- (plain HTTP, loopback only)'}`,
       ...(tokenFile
         ? [`  root token:   in ${tokenFile} (private; revoke it once you have narrower tokens)`]
