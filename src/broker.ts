@@ -5,13 +5,18 @@ import pino, { type Logger } from 'pino';
 import { createAccessService } from './access/access-service.js';
 import { AuditService, type AuditSink, FileSink, StdoutSink } from './audit/index.js';
 import { createIdentityService } from './auth/identity-service.js';
+import { createAuthMethodService } from './auth/methods/auth-method-service.js';
 import { createTokenService } from './auth/token-service.js';
 import { Barrier } from './barrier/barrier.js';
 import type { ServerConfig } from './config.js';
+import { createEngineService } from './engines/engine-service.js';
+import { engineFactories } from './engines/registry.js';
 import { buildApp } from './http/app.js';
 import type { Services } from './http/services.js';
 import { ensureTls } from './http/tls.js';
 import { createKvService } from './kv/kv-service.js';
+import { LeaseReaper } from './leases/lease-reaper.js';
+import { createLeaseService } from './leases/lease-service.js';
 import { OperatorService } from './operator/operator-service.js';
 import { writePrivateFile } from './operator/private-file.js';
 import { Pipeline } from './pipeline/pipeline.js';
@@ -69,7 +74,17 @@ export async function startBroker(
   const identities = createIdentityService(storage);
   const access = createAccessService(storage, identities);
   await access.seedBuiltinRoles();
+  const authMethods = createAuthMethodService({ storage, barrier, tokens, identities, kv });
   const pipeline = new Pipeline({ barrier, tokens, authorizer: access, audit, metrics });
+  const engines = createEngineService(storage, barrier, engineFactories());
+  const leases = createLeaseService({
+    storage,
+    barrier,
+    engines,
+    authorizer: access,
+    audit,
+    onRevocation: (outcome) => metrics.leaseRevocations.inc({ outcome }),
+  });
   const keyFile = path.join(config.dataDir, 'unseal.key');
   const operator = new OperatorService({ barrier, tokens, audit, meta, mode: config.unseal, keyFile });
 
@@ -96,7 +111,20 @@ export async function startBroker(
     https = { key: tls.keyPem, cert: tls.certPem };
     caCertPath = tls.caCertPath;
   }
-  const services: Services = { pipeline, kv, tokens, identities, access, operator, storage, metrics, version: VERSION };
+  const services: Services = {
+    pipeline,
+    kv,
+    tokens,
+    identities,
+    authMethods,
+    access,
+    engines,
+    leases,
+    operator,
+    storage,
+    metrics,
+    version: VERSION,
+  };
   const app = await buildApp({
     services,
     logger,
@@ -116,14 +144,34 @@ export async function startBroker(
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `${https ? 'https' : 'http'}://${host}:${port}`;
 
-  // Housekeeping: purge secrets whose retention ended and drop expired tokens.
+  // Housekeeping: purge secrets whose retention ended, drop expired tokens, rotate due static roles.
   const timer = setInterval(() => {
     if (barrier.isSealed) return;
-    Promise.all([kv.purgeDue(), tokens.purgeExpired()]).catch((err) =>
-      logger.warn({ err: (err as Error).message }, 'maintenance failed'),
-    );
+    maintenance().catch((err) => logger.warn({ err: (err as Error).message }, 'maintenance failed'));
   }, MAINTENANCE_MS);
   timer.unref();
+  async function maintenance() {
+    await Promise.all([kv.purgeDue(), tokens.purgeExpired()]);
+    for (const r of await engines.dueStaticRoles()) {
+      await engines
+        .rotateStatic(r.env, r.engine, r.name)
+        .catch((err) =>
+          logger.warn(
+            { role: `${r.env}/${r.engine}/${r.name}`, err: (err as Error).message },
+            'static rotation failed',
+          ),
+        );
+    }
+    metrics.leasesRevokeFailed.set(await leases.countByState('revoke-failed'));
+  }
+  // Leases live in storage, not memory: the reaper starts serving at once, whatever the backlog.
+  const reaper = new LeaseReaper(leases, {
+    intervalMs: config.reaperIntervalMs,
+    logger,
+    isSealed: () => barrier.isSealed,
+    afterPass: async () => metrics.leasesRevokeFailed.set(await leases.countByState('revoke-failed')),
+  });
+  reaper.start();
 
   return {
     app,
@@ -134,7 +182,10 @@ export async function startBroker(
     services,
     async close() {
       clearInterval(timer);
+      await reaper.stop();
       await app.close();
+      await engines.close();
+      await authMethods.close();
       await audit.close();
       await storage.close();
     },

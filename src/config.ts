@@ -15,6 +15,8 @@ export interface ServerConfig {
   auditFile: string | null;
   auditStdout: boolean;
   logLevel: string;
+  /** How often the lease reaper looks for due leases when idle. */
+  reaperIntervalMs: number;
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:8270';
@@ -76,5 +78,6 @@ export function resolveServerConfig(
     auditFile: auditFile === 'off' ? null : auditFile,
     auditStdout: flags.auditStdout ?? env.CUSTODY_AUDIT_STDOUT === '1',
     logLevel: flags.logLevel ?? env.CUSTODY_LOG_LEVEL ?? 'info',
+    reaperIntervalMs: Number(env.CUSTODY_REAPER_INTERVAL_MS ?? 1000),
   };
 }

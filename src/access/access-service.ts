@@ -405,4 +405,7 @@ export function createAccessService(storage: Storage, identities: IdentityServic
 const deny = (reason: string): Decision => ({ allowed: false, source: null, reason });
 const SELF_ACTIONS = new Set(['token/lookup-self', 'token/renew-self', 'token/revoke-self']);
 /** Read-only views granted by any one of several actions. */
-const ANY_OF: Record<string, string[]> = { 'identities/read': ['access/assign', 'audit/read'] };
+const ANY_OF: Record<string, string[]> = {
+  'identities/read': ['access/assign', 'audit/read'],
+  'leases/read': ['leases/revoke', 'audit/read'],
+};

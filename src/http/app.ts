@@ -5,7 +5,10 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController
 import type { Logger } from 'pino';
 import { registerErrorHandling } from './error-handler.js';
 import { accessRoutes } from './routes/access.js';
+import { authRoutes } from './routes/auth.js';
+import { engineRoutes } from './routes/engines.js';
 import { environmentRoutes } from './routes/environments.js';
+import { leaseRoutes } from './routes/leases.js';
 import { identityRoutes } from './routes/identities.js';
 import { secretRoutes } from './routes/secrets.js';
 import { sysRoutes } from './routes/sys.js';
@@ -72,8 +75,11 @@ export async function buildApp({ services, logger, https }: AppOptions): Promise
   await app.register(tokenRoutes, { services });
   await app.register(environmentRoutes, { services });
   await app.register(secretRoutes, { services });
+  await app.register(authRoutes, { services });
   await app.register(accessRoutes, { services });
   await app.register(identityRoutes, { services });
+  await app.register(engineRoutes, { services });
+  await app.register(leaseRoutes, { services });
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }

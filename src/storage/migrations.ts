@@ -172,6 +172,62 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0003_engines_leases': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('engines')
+        .addColumn('env', 'text', (c) => c.notNull().references('environments.name'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('config', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('engines_pk', ['env', 'name'])
+        .execute();
+      await db.schema
+        .createTable('engine_roles')
+        .addColumn('env', 'text', (c) => c.notNull())
+        .addColumn('engine', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('config', 'text', (c) => c.notNull())
+        .addColumn('ttl_seconds', 'integer', (c) => c.notNull())
+        .addColumn('max_ttl_seconds', 'integer', (c) => c.notNull())
+        .addColumn('secret', 'text')
+        .addColumn('rotation_period_seconds', 'integer')
+        .addColumn('last_rotated_at', 'bigint')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('engine_roles_pk', ['env', 'engine', 'name'])
+        .execute();
+      await db.schema
+        .createTable('leases')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('env', 'text', (c) => c.notNull())
+        .addColumn('engine', 'text', (c) => c.notNull())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('identity_id', 'text')
+        .addColumn('token_accessor', 'text')
+        .addColumn('username', 'text', (c) => c.notNull())
+        .addColumn('issued_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('max_expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_renewed_at', 'bigint')
+        .addColumn('renewable', 'integer', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('last_error', 'text')
+        .addColumn('next_attempt_at', 'bigint', (c) => c.notNull())
+        .addColumn('claimed_until', 'bigint')
+        .addColumn('revocation', 'text', (c) => c.notNull())
+        .addColumn('revoked_at', 'bigint')
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      // The reaper's one query: unfinished leases whose next attempt is due.
+      await db.schema.createIndex('leases_due').on('leases').columns(['state', 'next_attempt_at']).execute();
+      await db.schema.createIndex('leases_identity').on('leases').column('identity_id').execute();
+    },
+  },
 };
 
 export async function migrateToLatest(db: Kysely<any>): Promise<void> {

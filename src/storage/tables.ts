@@ -143,6 +143,59 @@ export interface AppRoleSecretIdTable {
   expires_at: number | null;
 }
 
+export interface EngineTable {
+  env: string;
+  name: string;
+  type: string;
+  /** Barrier-encrypted JSON connection config. */
+  config: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface EngineRoleTable {
+  env: string;
+  engine: string;
+  name: string;
+  kind: 'dynamic' | 'static';
+  config: string;
+  ttl_seconds: number;
+  max_ttl_seconds: number;
+  /** Static roles: the barrier-encrypted current password. */
+  secret: string | null;
+  rotation_period_seconds: number | null;
+  last_rotated_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export type LeaseState = 'creating' | 'active' | 'revoking' | 'revoked' | 'revoke-failed';
+
+export interface LeaseTable {
+  id: string;
+  env: string;
+  engine: string;
+  role: string;
+  identity_id: string | null;
+  token_accessor: string | null;
+  username: string;
+  issued_at: number;
+  expires_at: number;
+  max_expires_at: number;
+  last_renewed_at: number | null;
+  renewable: number;
+  state: LeaseState;
+  attempts: number;
+  last_error: string | null;
+  /** When the reaper should next act: expiry, a retry after backoff, or a stuck create/revoke. */
+  next_attempt_at: number;
+  claimed_until: number | null;
+  /** Barrier-encrypted JSON the engine needs to revoke. */
+  revocation: string;
+  revoked_at: number | null;
+  updated_at: number;
+}
+
 export interface Database {
   custody_meta: MetaTable;
   environments: EnvironmentTable;
@@ -157,4 +210,7 @@ export interface Database {
   auth_methods: AuthMethodTable;
   auth_roles: AuthRoleTable;
   approle_secret_ids: AppRoleSecretIdTable;
+  engines: EngineTable;
+  engine_roles: EngineRoleTable;
+  leases: LeaseTable;
 }

@@ -28,6 +28,18 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly leaseRevocations = new Counter({
+    name: 'custody_lease_revocations_total',
+    help: 'Lease revocation attempts, by outcome (revoked, failed, forced)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly leasesRevokeFailed = new Gauge({
+    name: 'custody_leases_revoke_failed',
+    help: 'Leases whose revocation failed and is being retried',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'custody_process_' });
   }

@@ -1,0 +1,66 @@
+/**
+ * The one interface every dynamic-secret engine implements. An engine knows how to make and
+ * remove credentials on its backend; it knows nothing about lease timing, retries, RBAC or audit
+ * (the lease service owns those). A new engine is one folder under src/engines/ with its tests.
+ */
+
+/** What the lease service tells an engine about the credential it is about to mint. */
+export interface IssueContext {
+  env: string;
+  engine: string;
+  role: string;
+  /** The requesting identity's name (untrusted text: claim values may carry quotes, `;`, unicode). */
+  identityName: string;
+  expiresAt: Date;
+}
+
+/**
+ * A credential chosen but not yet created. The lease service stores `revocation` (encrypted)
+ * BEFORE calling `create`, so a crash between the two still leaves enough to clean up.
+ */
+export interface PreparedCredential {
+  username: string;
+  password: string;
+  /** Everything `revoke` needs later, JSON-serializable (never the admin password). */
+  revocation: Record<string, unknown>;
+}
+
+export interface IssuedCredential {
+  username: string;
+  password: string;
+  /** Extra fields returned to the caller (e.g. `connection_url` WITHOUT the password). */
+  data: Record<string, string>;
+}
+
+export interface Engine<Role = unknown> {
+  readonly type: string;
+  /** Checks the connection and credentials work (called on configure). */
+  verify(): Promise<void>;
+  /** Chooses a safe, unique username and a strong password. No side effects. */
+  prepare(role: Role, ctx: IssueContext): PreparedCredential;
+  /** Creates the credential on the backend. */
+  create(role: Role, prepared: PreparedCredential, ctx: IssueContext): Promise<IssuedCredential>;
+  /** Extends the credential's validity on the backend (e.g. VALID UNTIL), when it has one. */
+  renew(role: Role, revocation: Record<string, unknown>, expiresAt: Date): Promise<void>;
+  /**
+   * Removes the credential. MUST be idempotent: revoking something already gone (or never
+   * created, after a crash between prepare and create) succeeds.
+   */
+  revoke(role: Role | null, revocation: Record<string, unknown>): Promise<void>;
+  /** Static roles: sets an existing user's password (Custody owns it from now on). */
+  setPassword(username: string, password: string): Promise<void>;
+  /** Rotates the engine's own admin password; returns the new connection config to store. */
+  rotateRoot(): Promise<Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+export interface EngineFactory<Config = Record<string, unknown>, Role = unknown> {
+  readonly type: string;
+  /** Validates engine connection config from the API (throws CustodyError 400 with a hint). */
+  parseConfig(raw: Record<string, unknown>): Config;
+  /** Validates a dynamic role definition from the API (throws CustodyError 400 with a hint). */
+  parseRole(raw: Record<string, unknown>): Role;
+  open(config: Config): Engine<Role>;
+  /** Config safe to show (no passwords). */
+  redactConfig(config: Config): Record<string, unknown>;
+}
