@@ -151,7 +151,7 @@ export async function startBroker(
   }, MAINTENANCE_MS);
   timer.unref();
   async function maintenance() {
-    await Promise.all([kv.purgeDue(), tokens.purgeExpired()]);
+    await Promise.all([kv.purgeDue(), tokens.purgeExpired(), authMethods.purgeExpired()]);
     for (const r of await engines.dueStaticRoles()) {
       await engines
         .rotateStatic(r.env, r.engine, r.name)

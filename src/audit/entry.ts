@@ -148,7 +148,9 @@ export function buildRecord(input: AuditInput, key: Buffer | undefined, now: Dat
   let data = input.data ? (scrub(input.data, digest, false, 0) as Record<string, unknown>) : undefined;
   if (input.sensitive && Object.keys(input.sensitive).length > 0) {
     // Each sensitive field is one digest of the whole value (non-strings JSON-stringified).
-    const digests = Object.entries(input.sensitive).map(([k, v]) => [k, digest(v)] as const);
+    const digests = Object.entries(input.sensitive)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => [k, digest(v)] as const);
     data = { ...data, ...Object.fromEntries(digests) };
   }
   if (data !== undefined) record.data = data;

@@ -124,6 +124,22 @@ export function createIdentityService(storage: Storage): IdentityService {
     async upsertFromLogin(s) {
       const now = Date.now();
       const metadata = JSON.stringify(s.metadata);
+      const existing = await db
+        .selectFrom('identities')
+        .select('kind')
+        .where('env', '=', s.env)
+        .where('auth_method', '=', s.authMethod)
+        .where('name', '=', s.name)
+        .executeTakeFirst();
+      // A login role of another kind must never turn a workload into a user (which would lift the
+      // management guardrail) or the reverse.
+      if (existing && existing.kind !== s.kind) {
+        throw conflict(
+          'IdentityKindConflict',
+          `${s.env}/${s.name} is a ${existing.kind} identity; this login role makes ${s.kind}s`,
+          'Use a different user claim or auth method for the other kind.',
+        );
+      }
       await db
         .insertInto('identities')
         .values({
@@ -140,7 +156,7 @@ export function createIdentityService(storage: Storage): IdentityService {
         .onConflict((oc) =>
           oc
             .columns(['env', 'auth_method', 'name'])
-            .doUpdateSet({ metadata, last_login_at: now, login_role: s.loginRole, kind: s.kind }),
+            .doUpdateSet({ metadata, last_login_at: now, login_role: s.loginRole }),
         )
         .execute();
       const row = await db

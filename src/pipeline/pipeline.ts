@@ -1,5 +1,6 @@
 import type { Authorizer } from '../access/authorizer.js';
 import type { AuditService } from '../audit/audit-service.js';
+import { addressAllowed } from '../auth/methods/cidr.js';
 import type { TokenInfo, TokenService } from '../auth/token-service.js';
 import { ROOT_POLICY } from '../auth/token-service.js';
 import type { Barrier } from '../barrier/barrier.js';
@@ -89,7 +90,16 @@ export class Pipeline {
         );
       } else {
         caller = await tokens.resolve(op.token);
-        if (!caller) {
+        // A token bound to networks (AppRole token_bound_cidrs) works only from inside them.
+        if (caller?.meta.bound_cidrs && !addressAllowed(op.remoteAddr, caller.meta.bound_cidrs.split(','))) {
+          caller = null;
+          denial = new CustodyError(
+            'AddressNotAllowed',
+            403,
+            'This token may not be used from this address',
+            'The token is bound to other networks (token_bound_cidrs).',
+          );
+        } else if (!caller) {
           denial = new CustodyError(
             'InvalidToken',
             401,

@@ -14,9 +14,14 @@ export interface AppRoleRoleConfigInput {
 }
 
 export function normalizeAppRoleRoleConfig(input: AppRoleRoleConfigInput): AppRoleRoleConfig {
-  const ttl = input.secret_id_ttl === undefined ? 86_400 : parseDuration(input.secret_id_ttl, 'secret_id_ttl');
+  const ttl =
+    input.secret_id_ttl === undefined ? 86_400 : parseDuration(input.secret_id_ttl, 'secret_id_ttl');
   if (ttl > 10 * 365 * 86_400) {
-    throw badRequest('InvalidTtl', 'secret_id_ttl is at most 10 years', 'Use 0 for secret ids that never expire.');
+    throw badRequest(
+      'InvalidTtl',
+      'secret_id_ttl is at most 10 years',
+      'Use 0 for secret ids that never expire.',
+    );
   }
   const uses = input.secret_id_num_uses ?? 0;
   if (!Number.isInteger(uses) || uses < 0 || uses > 1_000_000) {

@@ -144,7 +144,11 @@ export class SecretIds {
         .where('hash', '=', row.hash)
         .where('uses_left', '>=', 1)
         .executeTakeFirst();
-      await db.deleteFrom('approle_secret_ids').where('hash', '=', row.hash).where('uses_left', '<=', 0).execute();
+      await db
+        .deleteFrom('approle_secret_ids')
+        .where('hash', '=', row.hash)
+        .where('uses_left', '<=', 0)
+        .execute();
       if (Number(res.numUpdatedRows) === 0) {
         throw invalidSecretId('use count', 'The secret id has been used up; ask for a new one.');
       }

@@ -1,13 +1,20 @@
 import type { Barrier } from '../../barrier/barrier.js';
-import { badRequest, CustodyError } from '../../errors.js';
+import { badRequest, CustodyError, conflict } from '../../errors.js';
 import type { KvService } from '../../kv/kv-service.js';
 import { validateEnvName } from '../../kv/names.js';
 import type { Storage } from '../../storage/storage.js';
-import type { Identity, IdentityService } from '../identity-service.js';
+import type { Identity, IdentityKind, IdentityService } from '../identity-service.js';
 import type { TokenInfo, TokenService } from '../token-service.js';
-import { type AppRoleRoleConfigInput, normalizeAppRoleRoleConfig } from './approle-config.js';
 import { newRoleId, roleIdMatches, SecretIds } from './approle.js';
-import { claimAt, claimGroups, failedBoundClaim, mappedMetadata, parseClaimPath, userClaimValue } from './claims.js';
+import { type AppRoleRoleConfigInput, normalizeAppRoleRoleConfig } from './approle-config.js';
+import {
+  claimAt,
+  claimGroups,
+  failedBoundClaim,
+  mappedMetadata,
+  parseClaimPath,
+  userClaimValue,
+} from './claims.js';
 import { KeySourceError } from './http-fetch.js';
 import {
   type JwtMethodConfigInput,
@@ -87,6 +94,8 @@ export interface AuthMethodService {
   ): Promise<LoginResult & { actor: Identity }>;
 
   /** Releases cached key sets (HTTP agents). */
+  /** Deletes AppRole secret ids past their TTL; returns how many. */
+  purgeExpired(now?: number): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -191,6 +200,24 @@ export function createAuthMethodService(deps: AuthMethodDeps): AuthMethodService
     return claims;
   }
 
+  /**
+   * Identities are keyed by environment, method and name. A role of the other kind must not turn
+   * an existing workload into a user (which would lift the workload management guardrail) or back.
+   */
+  async function assertSameKind(m: AuthMethod, name: string, kind: IdentityKind): Promise<void> {
+    const existing = await identities.resolve(`${m.env}/${m.name}/${name}`).catch((err: unknown) => {
+      if (err instanceof CustodyError && err.code === 'IdentityNotFound') return null;
+      throw err;
+    });
+    if (existing && existing.kind !== kind) {
+      throw conflict(
+        'IdentityKindConflict',
+        `An identity of kind ${existing.kind} already has this name under auth method ${m.name}`,
+        'Use separate auth methods for people and workloads, or a user_claim that keeps their names apart.',
+      );
+    }
+  }
+
   async function identityFromJwt(m: AuthMethod, r: LoginRole, claims: Record<string, unknown>) {
     const rc = r.config as JwtRoleConfig;
     const name = userClaimValue(claims, rc.user_claim);
@@ -200,6 +227,7 @@ export function createAuthMethodService(deps: AuthMethodDeps): AuthMethodService
         `The token's user claim \`${rc.user_claim}\` is missing, empty, longer than 256 characters or not a string or number.`,
       );
     }
+    await assertSameKind(m, name, rc.identity_kind);
     return identities.upsertFromLogin({
       env: m.env,
       authMethod: m.name,
@@ -255,7 +283,12 @@ export function createAuthMethodService(deps: AuthMethodDeps): AuthMethodService
       );
     }
     const rc = r.config as AppRoleRoleConfig;
-    const used = await secretIds.consume({ env: m.env, method: m.name, role: r.name }, rc, creds.secretId, remoteAddr);
+    const used = await secretIds.consume(
+      { env: m.env, method: m.name, role: r.name },
+      rc,
+      creds.secretId,
+      remoteAddr,
+    );
     const identity = await identities.upsertFromLogin({
       env: m.env,
       authMethod: m.name,
@@ -284,7 +317,10 @@ export function createAuthMethodService(deps: AuthMethodDeps): AuthMethodService
     return { token, info, identity };
   }
 
-  async function actorOf(env: string, actorToken: string | undefined): Promise<{ info: TokenInfo; actor: Identity }> {
+  async function actorOf(
+    env: string,
+    actorToken: string | undefined,
+  ): Promise<{ info: TokenInfo; actor: Identity }> {
     const info = actorToken ? await tokens.resolve(actorToken) : null;
     if (!info) {
       throw new CustodyError(
@@ -295,7 +331,7 @@ export function createAuthMethodService(deps: AuthMethodDeps): AuthMethodService
       );
     }
     const actor = info.identityId ? await identities.get(info.identityId) : null;
-    if (!actor || actor.kind !== 'workload' || info.actorIdentityId !== null) {
+    if (actor?.kind !== 'workload' || info.actorIdentityId !== null) {
       throw new CustodyError(
         'NotAWorkload',
         403,
@@ -344,7 +380,11 @@ export function createAuthMethodService(deps: AuthMethodDeps): AuthMethodService
         config = normalized;
       } else {
         if (Object.keys(input.config ?? {}).length > 0) {
-          throw badRequest('InvalidConfig', 'An approle method has no settings', 'Configure its roles instead.');
+          throw badRequest(
+            'InvalidConfig',
+            'An approle method has no settings',
+            'Configure its roles instead.',
+          );
         }
         config = {};
       }
@@ -410,7 +450,8 @@ export function createAuthMethodService(deps: AuthMethodDeps): AuthMethodService
 
     async deleteRole(env, method, role) {
       const m = await methodOf(env, method);
-      if (!(await store.deleteRole(m.env, m.name, validateRoleName(role)))) throw roleNotFound(env, method, role);
+      if (!(await store.deleteRole(m.env, m.name, validateRoleName(role))))
+        throw roleNotFound(env, method, role);
     },
 
     async readRoleId(env, method, role) {
@@ -422,7 +463,11 @@ export function createAuthMethodService(deps: AuthMethodDeps): AuthMethodService
     async createSecretId(env, method, role, input) {
       const { m, r } = await roleOf(env, method, role);
       if (m.type !== 'approle') throw wrongType('approle', 'Only AppRole roles have secret ids.');
-      return secretIds.issue({ env: m.env, method: m.name, role: r.name }, r.config as AppRoleRoleConfig, input);
+      return secretIds.issue(
+        { env: m.env, method: m.name, role: r.name },
+        r.config as AppRoleRoleConfig,
+        input,
+      );
     },
 
     async destroySecretId(env, method, role, accessor) {
@@ -453,7 +498,12 @@ export function createAuthMethodService(deps: AuthMethodDeps): AuthMethodService
       // The user's token never outlives the workload token it is derived from (its parent).
       const left = Math.floor(((actorInfo.expiresAt ?? Number.MAX_SAFE_INTEGER) - Date.now()) / 1000);
       if (left < 1) {
-        throw new CustodyError('InvalidToken', 401, "The workload's own token is about to expire", 'Renew it first.');
+        throw new CustodyError(
+          'InvalidToken',
+          401,
+          "The workload's own token is about to expire",
+          'Renew it first.',
+        );
       }
       const { token, info } = await tokens.create({
         policies: [],
@@ -469,6 +519,14 @@ export function createAuthMethodService(deps: AuthMethodDeps): AuthMethodService
         meta: { role: r.name, on_behalf_of: 'true' },
       });
       return { token, info, identity, actor };
+    },
+
+    async purgeExpired(now = Date.now()) {
+      const res = await deps.storage.db
+        .deleteFrom('approle_secret_ids')
+        .where('expires_at', '<=', now)
+        .executeTakeFirst();
+      return Number(res.numDeletedRows);
     },
 
     async close() {

@@ -30,7 +30,11 @@ export class ProviderClient {
     url: string,
     options: { headers: Headers; signal: AbortSignal },
   ): Promise<Response> => {
-    const { status, body } = await this.get(url, Object.fromEntries(options.headers.entries()), options.signal);
+    const { status, body } = await this.get(
+      url,
+      Object.fromEntries(options.headers.entries()),
+      options.signal,
+    );
     return new Response(new Uint8Array(body), { status, headers: { 'content-type': 'application/json' } });
   };
 

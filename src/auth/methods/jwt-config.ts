@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
-import type { IdentityKind } from '../identity-service.js';
 import { badRequest } from '../../errors.js';
+import type { IdentityKind } from '../identity-service.js';
 import { parseClaimPath } from './claims.js';
 import { httpsUrl } from './key-source.js';
 import { PRESET_NAMES, PRESETS, type PresetName } from './presets.js';
@@ -115,7 +115,11 @@ export function normalizeJwtMethodConfig(input: JwtMethodConfigInput): JwtMethod
   }
   const issuer = input.issuer ?? preset?.issuer ?? null;
   if (issuer !== null && (issuer.length === 0 || issuer.length > 512)) {
-    throw badRequest('InvalidIssuer', 'issuer must be 1-512 characters', 'Example: https://issuer.example.com.');
+    throw badRequest(
+      'InvalidIssuer',
+      'issuer must be 1-512 characters',
+      'Example: https://issuer.example.com.',
+    );
   }
   if (preset?.issuerPattern && (issuer === null || !preset.issuerPattern.test(issuer))) {
     throw badRequest(

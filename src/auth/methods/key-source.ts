@@ -64,9 +64,14 @@ async function checked(load: () => Promise<{ jwks(): JSONWebKeySet | undefined }
 export async function staticJwks(pems: string[]): Promise<JSONWebKeySet> {
   const keys: JWK[] = [];
   for (const [i, pem] of pems.entries()) {
-    const hint = 'Paste PEM public keys (-----BEGIN PUBLIC KEY----- or a certificate): RSA ≥ 2048 bits, EC P-256/384/521 or Ed25519.';
+    const hint =
+      'Paste PEM public keys (-----BEGIN PUBLIC KEY----- or a certificate): RSA ≥ 2048 bits, EC P-256/384/521 or Ed25519.';
     if (/PRIVATE KEY/.test(pem)) {
-      throw badRequest('InvalidPublicKey', `public_keys[${i}] is a private key`, `${hint} Never upload private keys.`);
+      throw badRequest(
+        'InvalidPublicKey',
+        `public_keys[${i}] is a private key`,
+        `${hint} Never upload private keys.`,
+      );
     }
     let jwk: JsonWebKey;
     try {

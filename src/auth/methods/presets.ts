@@ -53,7 +53,8 @@ export const PRESETS: Record<PresetName, JwtPreset> = {
     issuer: null,
     issuerPattern: null,
     issuerExample: 'https://kubernetes.default.svc.cluster.local',
-    keySource: 'discovery, jwks_url or public_keys (kubectl get --raw /openid/v1/jwks)',
+    keySource:
+      'discovery, jwks_url (the API server /openid/v1/jwks) or public_keys (the service-account signing key, PEM)',
     algorithms: ['RS256', 'ES256'],
     audienceHint: 'the audience set on the projected token volume, e.g. custody',
     userClaim: 'sub',
@@ -83,7 +84,8 @@ export const PRESETS: Record<PresetName, JwtPreset> = {
     issuerExample: 'https://accounts.google.com',
     keySource: 'discovery',
     algorithms: ['RS256'],
-    audienceHint: 'the audience the caller requests from the metadata server, e.g. https://custody.example.com',
+    audienceHint:
+      'the audience the caller requests from the metadata server, e.g. https://custody.example.com',
     userClaim: 'sub',
     groupsClaim: null,
     identityKind: 'workload',

@@ -22,7 +22,11 @@ export const roleNotFound = (env: string, method: string, role: string) =>
   );
 
 const methodExists = (env: string, name: string) =>
-  conflict('AuthMethodExists', `Auth method ${env}/${name} already exists`, 'Delete it first, or pick another name.');
+  conflict(
+    'AuthMethodExists',
+    `Auth method ${env}/${name} already exists`,
+    'Delete it first, or pick another name.',
+  );
 
 /** Rows of auth_methods (config barrier-encrypted, bound to env/name) and auth_roles. */
 export class MethodStore {

@@ -23,7 +23,11 @@ export function tokenTtls(
     }
   }
   if (ttl > max) {
-    throw badRequest('InvalidTtl', 'token_ttl is longer than token_max_ttl', 'Lower token_ttl or raise token_max_ttl.');
+    throw badRequest(
+      'InvalidTtl',
+      'token_ttl is longer than token_max_ttl',
+      'Lower token_ttl or raise token_max_ttl.',
+    );
   }
   return { token_ttl: ttl, token_max_ttl: max };
 }

@@ -144,6 +144,9 @@ const role = (r: LoginRole) => ({
   created_at: iso(r.createdAt)!,
   updated_at: iso(r.updatedAt)!,
 });
+/** Drops absent fields so the audit trail holds no digests of `undefined`. */
+const present = (fields: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
 const identity = (i: Identity) => ({ id: i.id, name: i.name, kind: i.kind });
 const login = (l: LoginResult) => ({
   token: l.token,
@@ -161,7 +164,9 @@ const loginAudit = (l: LoginResult) => ({
     identity: l.identity.id,
     identity_name: l.identity.name,
     kind: l.identity.kind,
-    ...(l.actor ? { actor: l.actor.id, actor_name: l.actor.name, parent_accessor: l.info.parentAccessor } : {}),
+    ...(l.actor
+      ? { actor: l.actor.id, actor_name: l.actor.name, parent_accessor: l.info.parentAccessor }
+      : {}),
     accessor: l.info.accessor,
     expires_at: iso(l.info.expiresAt),
   },
@@ -229,7 +234,14 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
 
   app.get(
     '/v1/auth/methods/:env/:method',
-    { schema: { tags, summary: 'Read an auth method', params: MethodPath, response: { 200: MethodOut, ...err } } },
+    {
+      schema: {
+        tags,
+        summary: 'Read an auth method',
+        params: MethodPath,
+        response: { 200: MethodOut, ...err },
+      },
+    },
     async (req) => {
       const { env, method: m } = req.params;
       return method(await pipeline.run(op(req, manage(env, m)), () => authMethods.getMethod(env, m)));
@@ -450,7 +462,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
           action: 'auth/login',
           resource: `${env}/${m}/${r}`,
           anonymous: true,
-          sensitive: { jwt: b.jwt, role_id: b.role_id, secret_id: b.secret_id },
+          sensitive: present({ jwt: b.jwt, role_id: b.role_id, secret_id: b.secret_id }),
         }),
         async (ctx) => {
           const l = await authMethods.login(
@@ -473,7 +485,8 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
     {
       schema: {
         tags,
-        summary: "Exchange a user's JWT for a token acting on the user's behalf (caller: the workload's token)",
+        summary:
+          "Exchange a user's JWT for a token acting on the user's behalf (caller: the workload's token)",
         params: RolePath,
         body: Type.Object(
           { user_jwt: Type.String({ minLength: 1, maxLength: 256 * 1024 }) },
@@ -486,12 +499,9 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = asy
       const { env, method: m, role: r } = req.params;
       // Anonymous to the pipeline: the workload token is checked by the exchange itself, since the
       // authorizer has no grant that would let a workload log someone in.
-      const operation = op(req, {
-        action: 'auth/obo',
-        resource: `${env}/${m}/${r}`,
-        anonymous: true,
-        sensitive: { user_jwt: req.body.user_jwt },
-      });
+      const operation = op(req, { action: 'auth/obo', resource: `${env}/${m}/${r}`, anonymous: true });
+      // Both credentials reach the audit trail only as digests.
+      operation.sensitive = present({ user_jwt: req.body.user_jwt, actor_token: operation.token });
       const result = await pipeline.run(operation, async (ctx) => {
         const l = await authMethods.loginOnBehalfOf(env, m, r, {
           actorToken: operation.token,

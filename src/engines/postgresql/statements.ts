@@ -1,0 +1,154 @@
+import pg from 'pg';
+import { badRequest } from '../../errors.js';
+import {
+  optionalStringArray,
+  type Placeholder,
+  type Raw,
+  rejectUnknownKeys,
+  renderStatement,
+  requireString,
+  validateGrantText,
+  validateStatements,
+} from './common.js';
+import { DEFAULT_USERNAME_TEMPLATE, validateUsernameTemplate } from './username.js';
+
+/** PostgreSQL role names are at most 63 bytes (NAMEDATALEN - 1); generated names are ASCII. */
+export const PG_MAX_USERNAME = 63;
+
+/**
+ * A dynamic role of the PostgreSQL engine. Omitted statement lists mean "the safe default":
+ * creation `CREATE ROLE … LOGIN PASSWORD … VALID UNTIL …` plus `grants`; revocation: lock the
+ * role, end its sessions, `REASSIGN OWNED`/`DROP OWNED` and `DROP ROLE`; renewal `ALTER ROLE … VALID UNTIL`.
+ */
+export interface PostgresRole {
+  creation_statements?: string[];
+  revocation_statements?: string[];
+  renew_statements?: string[];
+  /** `SELECT ON ALL TABLES IN SCHEMA public`, `USAGE ON SCHEMA public`, or role names to grant. */
+  grants?: string[];
+  username_template?: string;
+}
+
+export const ROLE_FIELDS = [
+  'creation_statements',
+  'revocation_statements',
+  'renew_statements',
+  'grants',
+  'username_template',
+] as const;
+
+export const DEFAULT_CREATION =
+  'CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}';
+export const DEFAULT_RENEW = 'ALTER ROLE {{name}} VALID UNTIL {{expiration}}';
+
+const CODE = 'InvalidRoleConfig';
+const STATEMENT_HINT =
+  'Placeholders are substituted already quoted: {{name}} as an identifier, {{password}} and {{expiration}} as string literals — do not add quotes around them. Example: CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}';
+const GRANT_HINT =
+  'Examples: "SELECT ON ALL TABLES IN SCHEMA public", "USAGE ON SCHEMA public", "SELECT, INSERT ON orders", or a role name such as "readers".';
+const ROLE_NAME = /^[A-Za-z0-9_$-]{1,63}$/;
+
+export function parsePostgresRole(raw: Raw): PostgresRole {
+  rejectUnknownKeys(raw, ROLE_FIELDS, 'PostgreSQL role', CODE);
+  const role: PostgresRole = {};
+  const creation = optionalStringArray(raw, 'creation_statements', CODE, STATEMENT_HINT);
+  if (creation) {
+    const all: Placeholder[] = ['name', 'password', 'expiration'];
+    role.creation_statements = validateStatements(
+      creation,
+      'creation_statements',
+      all,
+      ['name', 'password'],
+      CODE,
+      STATEMENT_HINT,
+    );
+  }
+  const revocation = optionalStringArray(raw, 'revocation_statements', CODE, STATEMENT_HINT);
+  if (revocation) {
+    role.revocation_statements = validateStatements(
+      revocation,
+      'revocation_statements',
+      ['name'],
+      ['name'],
+      CODE,
+      STATEMENT_HINT,
+    );
+  }
+  const renew = optionalStringArray(raw, 'renew_statements', CODE, STATEMENT_HINT);
+  if (renew) {
+    role.renew_statements = validateStatements(
+      renew,
+      'renew_statements',
+      ['name', 'expiration'],
+      ['name'],
+      CODE,
+      STATEMENT_HINT,
+    );
+  }
+  const grants = optionalStringArray(raw, 'grants', CODE, GRANT_HINT);
+  if (grants) {
+    role.grants = grants.map((g) => {
+      const text = validateGrantText(g, CODE, GRANT_HINT);
+      if (!/\sON\s/i.test(` ${text} `)) {
+        for (const name of text.split(',').map((s) => s.trim())) {
+          if (!ROLE_NAME.test(name)) {
+            throw badRequest(
+              CODE,
+              'A grant without ON must be a comma-separated list of role names',
+              GRANT_HINT,
+            );
+          }
+        }
+      }
+      return text;
+    });
+  }
+  if (raw.username_template !== undefined && raw.username_template !== null) {
+    role.username_template = validateUsernameTemplate(
+      requireString(raw, 'username_template', CODE, DEFAULT_USERNAME_TEMPLATE, 256),
+      PG_MAX_USERNAME,
+    );
+  }
+  return role;
+}
+
+/** A role as stored (JSON) and handed back; tolerates null for "no role" (revocation defaults). */
+export function roleOrDefault(role: unknown): PostgresRole {
+  return role && typeof role === 'object' ? (role as PostgresRole) : {};
+}
+
+/** One grant shorthand as a full statement template for `{{name}}`. */
+export function grantStatement(grant: string): string {
+  if (/\sON\s/i.test(` ${grant} `)) return `GRANT ${grant} TO {{name}}`;
+  const roles = grant
+    .split(',')
+    .map((s) => pg.escapeIdentifier(s.trim()))
+    .join(', ');
+  return `GRANT ${roles} TO {{name}}`;
+}
+
+export function creationTemplates(role: PostgresRole): string[] {
+  return [...(role.creation_statements ?? [DEFAULT_CREATION]), ...(role.grants ?? []).map(grantStatement)];
+}
+
+export function renewTemplates(role: PostgresRole): string[] {
+  return role.renew_statements ?? [DEFAULT_RENEW];
+}
+
+/** Placeholders quoted for PostgreSQL: the name as an identifier, the rest as literals. */
+export function quotedValues(v: {
+  name: string;
+  password?: string;
+  expiration?: Date;
+}): Partial<Record<Placeholder, string>> {
+  return {
+    name: pg.escapeIdentifier(v.name),
+    ...(v.password !== undefined ? { password: pg.escapeLiteral(v.password) } : {}),
+    ...(v.expiration !== undefined ? { expiration: pg.escapeLiteral(v.expiration.toISOString()) } : {}),
+  };
+}
+
+export function render(templates: string[], v: Parameters<typeof quotedValues>[0]): string[] {
+  const quoted = quotedValues(v);
+  return templates.map((t) => renderStatement(t, quoted));
+}
