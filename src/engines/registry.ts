@@ -1,6 +1,8 @@
 import type { EngineFactory } from './engine.js';
+import { mlflowEngine } from './mlflow/index.js';
+import { postgresqlEngine } from './postgresql/index.js';
 
 /** Every engine type the broker can mount, by `--type` name. */
 export function engineFactories(): Record<string, EngineFactory<any, any>> {
-  return {};
+  return { postgresql: postgresqlEngine, mlflow: mlflowEngine };
 }

@@ -59,6 +59,10 @@ export async function buildApp({ services, logger, https }: AppOptions): Promise
       security: [{ bearer: [] }],
     },
   });
+  // A POST with no body validates as an empty object, so a missing field is named in the error.
+  app.addHook('preValidation', async (req) => {
+    if (req.body === undefined || req.body === null) req.body = {};
+  });
   app.addHook('onResponse', async (req, reply) => {
     // One log line per request: method, route, status, time. Never headers, bodies or query values.
     req.log.info(

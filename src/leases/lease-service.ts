@@ -255,6 +255,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
 
   const service: LeaseService = {
     async issue(caller, env, engineName, roleName, ttlSeconds) {
+      const engine = await engines.open(env, engineName);
       const role = await engines.readRole(env, engineName, roleName);
       if (role.kind !== 'dynamic')
         throw badRequest(
@@ -262,7 +263,6 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
           `${env}/${engineName}/${roleName} is a static role`,
           'Read it with `custody creds static`.',
         );
-      const engine = await engines.open(env, engineName);
       if (ttlSeconds !== undefined && (!Number.isInteger(ttlSeconds) || ttlSeconds < 1)) {
         throw badRequest('InvalidTtl', 'The ttl must be a positive number of seconds', 'Example: --ttl 1h.');
       }
