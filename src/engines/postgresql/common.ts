@@ -185,7 +185,7 @@ export function validateStatements(
  * (identifier or string literal), so a value can never end the statement or add another one.
  */
 export function renderStatement(template: string, quoted: Partial<Record<Placeholder, string>>): string {
-  return template.replace(PLACEHOLDER, (whole, key: string) => {
+  return template.replace(PLACEHOLDER, (_whole, key: string) => {
     const v = quoted[key as Placeholder];
     if (v === undefined)
       throw new CustodyError('InvalidRoleConfig', 400, `Placeholder {{${key}}} has no value here`);
