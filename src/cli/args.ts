@@ -77,3 +77,31 @@ export function time(value: string, flag: string, allowNone = false): string | n
     'InvalidTime',
   );
 }
+
+/**
+ * `ENV/NAME…` references with a fixed number of `/`-separated parts, e.g. `prod/approle/trainer`
+ * for ENV/METHOD/ROLE. The environment is checked here; the other names by the broker.
+ */
+export function ref(text: string, shape: string, example: string): string[] {
+  const want = shape.split('/').length;
+  const parts = text.split('/');
+  if (parts.length !== want || parts.some((p) => p === '')) {
+    throw usageError(`${text} is not ${shape}`, `Example: ${example}.`, 'InvalidReference');
+  }
+  envName(parts[0]);
+  return parts;
+}
+
+/** A duration in whole seconds, for API fields that take a number (leeway_seconds). */
+export function seconds(value: string, flag: string): number {
+  return asUsage(() => parseDuration(value, flag));
+}
+
+/** One of a fixed set of words (case-insensitive); returned as listed. */
+export function oneOf<T extends string>(value: string, allowed: readonly T[], flag: string): T {
+  const hit = allowed.find((a) => a.toLowerCase() === value.toLowerCase());
+  if (hit === undefined) {
+    throw usageError(`${flag} must be one of ${allowed.join(', ')}`, undefined, 'InvalidChoice');
+  }
+  return hit;
+}

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { CliError, usageError } from './errors.js';
 
 /** Reads all of stdin as UTF-8. */
@@ -40,4 +41,50 @@ export function promptHidden(question: string): Promise<string> {
     };
     stdin.on('data', onData);
   });
+}
+
+/** A file's text, or a FileUnreadable error naming the flag it came from. */
+export async function readTextFile(file: string, what: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    throw new CliError(
+      'FileUnreadable',
+      `Cannot read ${what} ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      'Check the path.',
+    );
+  }
+}
+
+/**
+ * A credential given as `--x-file FILE` or `--x -` (stdin, or a hidden prompt on a terminal).
+ * Never taken from the command line itself: arguments show in process lists and shell history.
+ * Surrounding whitespace is dropped unless `keepSpaces` (then only one trailing newline).
+ */
+export async function credentialInput(opts: {
+  file: string | undefined;
+  dash: string | undefined;
+  fileFlag: string;
+  dashFlag: string;
+  what: string;
+  keepSpaces?: boolean;
+}): Promise<string | undefined> {
+  const { file, dash, fileFlag, dashFlag, what } = opts;
+  if (file !== undefined && dash !== undefined)
+    throw usageError(`Give ${fileFlag} or ${dashFlag} -, not both`);
+  if (dash !== undefined && dash !== '-') {
+    throw usageError(
+      `${dashFlag} takes only - (read ${what} from stdin)`,
+      `Values on the command line end up in shell history and process lists: use ${fileFlag} FILE or pipe it to ${dashFlag} -.`,
+    );
+  }
+  const What = `${what[0].toUpperCase()}${what.slice(1)}`;
+  let text: string;
+  if (file !== undefined) text = await readTextFile(file, fileFlag);
+  else if (dash !== undefined)
+    text = stdinIsTty() ? await promptHidden(`${What} (input hidden): `) : await readStdin();
+  else return undefined;
+  const value = opts.keepSpaces ? dropTrailingNewline(text) : text.trim();
+  if (value === '') throw usageError(`${What} is empty`, `Check ${file !== undefined ? fileFlag : 'stdin'}.`);
+  return value;
 }

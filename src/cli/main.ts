@@ -1,7 +1,12 @@
 import { Command, CommanderError, Option } from 'commander';
 import { VERSION } from '../version.js';
+import { registerAccess, registerRole } from './commands/access.js';
 import { registerAudit } from './commands/audit.js';
+import { registerAuth, registerLogin } from './commands/auth.js';
+import { registerCreds, registerLease } from './commands/creds.js';
+import { registerEngine } from './commands/engine.js';
 import { registerEnv } from './commands/env.js';
+import { registerGroup, registerIdentity } from './commands/identity.js';
 import { registerKv } from './commands/kv.js';
 import { registerOperator } from './commands/operator.js';
 import { registerServer } from './commands/server.js';
@@ -53,10 +58,21 @@ export function buildProgram(): Command {
   registerToken(program);
   registerEnv(program);
   registerKv(program);
+  registerAuth(program);
+  registerLogin(program);
+  registerAccess(program);
+  registerRole(program);
+  registerIdentity(program);
+  registerGroup(program);
+  registerEngine(program);
+  registerCreds(program);
+  registerLease(program);
   registerAudit(program);
   for (const leaf of leaves(program)) {
     if (leaf === program) continue;
-    for (const opt of globalOptions()) leaf.addOption(opt);
+    // A command may define one itself (creds: --format table|json|env).
+    for (const opt of globalOptions())
+      if (!leaf.options.some((o) => o.long === opt.long)) leaf.addOption(opt);
   }
   return program;
 }

@@ -4,7 +4,7 @@ import type { AuditService } from '../audit/audit-service.js';
 import type { TokenService } from '../auth/token-service.js';
 import { ROOT_POLICY } from '../auth/token-service.js';
 import type { Barrier, SealStatus, UnsealMode } from '../barrier/barrier.js';
-import { badRequest, CustodyError } from '../errors.js';
+import { badRequest, CustodyError, conflict } from '../errors.js';
 import type { MetaStore } from '../storage/meta-store.js';
 import { writePrivateFile } from './private-file.js';
 
@@ -101,6 +101,14 @@ export class OperatorService {
 
   /** Starts (or restarts) generating a new root token; needs the unseal quorum to complete. */
   startRootGeneration(): RootGenerationStatus {
+    // Like Vault: an attempt in progress is not silently replaced (shares already given would be lost).
+    if (this.rootGen) {
+      throw conflict(
+        'RootGenerationInProgress',
+        'A root generation is already in progress',
+        'Finish it with its nonce, or cancel it first (`custody operator generate-root --cancel`).',
+      );
+    }
     this.rootGen = { nonce: randomBytes(16).toString('hex'), parts: [] };
     return this.rootGenerationStatus();
   }

@@ -11,6 +11,7 @@ const COMMANDS = [
   ['operator', 'seal'],
   ['operator', 'status'],
   ['operator', 'rotate'],
+  ['operator', 'generate-root'],
   ['token'],
   ['token', 'create'],
   ['token', 'lookup'],
@@ -33,6 +34,60 @@ const COMMANDS = [
   ['kv', 'list-deleted'],
   ['audit'],
   ['audit', 'verify'],
+  ['auth'],
+  ['auth', 'enable'],
+  ['auth', 'list'],
+  ['auth', 'show'],
+  ['auth', 'disable'],
+  ['auth', 'role'],
+  ['auth', 'role', 'write'],
+  ['auth', 'role', 'read'],
+  ['auth', 'role', 'list'],
+  ['auth', 'role', 'delete'],
+  ['auth', 'role-id'],
+  ['auth', 'secret-id'],
+  ['login'],
+  ['access'],
+  ['access', 'assign'],
+  ['access', 'revoke'],
+  ['access', 'check'],
+  ['access', 'list'],
+  ['role'],
+  ['role', 'list'],
+  ['role', 'show'],
+  ['role', 'create'],
+  ['identity'],
+  ['identity', 'list'],
+  ['identity', 'show'],
+  ['group'],
+  ['group', 'create'],
+  ['group', 'list'],
+  ['group', 'show'],
+  ['group', 'add'],
+  ['group', 'remove'],
+  ['group', 'delete'],
+  ['engine'],
+  ['engine', 'configure'],
+  ['engine', 'list'],
+  ['engine', 'show'],
+  ['engine', 'remove'],
+  ['engine', 'rotate-root'],
+  ['engine', 'role'],
+  ['engine', 'role', 'write'],
+  ['engine', 'role', 'read'],
+  ['engine', 'role', 'list'],
+  ['engine', 'role', 'delete'],
+  ['engine', 'static-role'],
+  ['engine', 'static-role', 'write'],
+  ['engine', 'static-role', 'rotate'],
+  ['creds'],
+  ['creds', 'issue'],
+  ['creds', 'static'],
+  ['lease'],
+  ['lease', 'lookup'],
+  ['lease', 'renew'],
+  ['lease', 'revoke'],
+  ['lease', 'list'],
 ];
 
 describe('custody --help', () => {
@@ -46,6 +101,27 @@ describe('custody --help', () => {
     });
     // Leaf commands document the options every command takes.
     assert.match(results[COMMANDS.findIndex((c) => c.join(' ') === 'kv get')].stdout, /--format <format>/);
+  });
+
+  it('every command is in the list above', async () => {
+    const { stdout } = await runCli(['--help']);
+    const section = stdout.slice(stdout.indexOf('\nCommands:\n'), stdout.indexOf('\nExamples:\n'));
+    const top = [...section.matchAll(/^ {2}([a-z][a-z-]*)/gm)].map((m) => m[1]).filter((c) => c !== 'help');
+    assert.ok(top.includes('login') && top.includes('lease'), top.join(' '));
+    for (const c of top)
+      assert.ok(
+        COMMANDS.some((x) => x[0] === c),
+        `custody ${c} is missing from COMMANDS`,
+      );
+  });
+
+  it('credentials are read from files or stdin; the decision of access check is documented', async () => {
+    const login = await runCli(['login', '--help']);
+    assert.match(login.stdout, /never from the command line/);
+    const check = await runCli(['access', 'check', '--help']);
+    assert.match(check.stdout, /exit code is 0 for both/);
+    const issue = await runCli(['creds', 'issue', '--help']);
+    assert.match(issue.stdout, /choices: "table", "json", "env"/);
   });
 
   it('kv put documents stdin and @file so values stay out of shell history', async () => {

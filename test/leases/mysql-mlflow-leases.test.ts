@@ -130,7 +130,7 @@ test('MySQL/MariaDB and MLflow leases: issue → works → revoke → refused �
 });
 
 test('crash: kill -9 with live MySQL and MLflow leases that expire while down; restart revokes them all', async () => {
-  const issued = [];
+  const issued: any[] = [];
   for (let i = 0; i < 4; i++) {
     issued.push((await call('POST', '/v1/creds/ml/mariadb/reader', { ttl: 3 })).body);
     issued.push((await call('POST', '/v1/creds/ml/tracking/reader', { ttl: 3 })).body);
