@@ -8,6 +8,8 @@ import { createIdentityService } from './auth/identity-service.js';
 import { createAuthMethodService } from './auth/methods/auth-method-service.js';
 import { createTokenService } from './auth/token-service.js';
 import { Barrier } from './barrier/barrier.js';
+import { AZURE_VAULT_DOMAINS, azureTlsHosts } from './compat/azure/config.js';
+import { createAzureDoor } from './compat/azure/door.js';
 import type { ServerConfig } from './config.js';
 import { createEngineService } from './engines/engine-service.js';
 import { engineFactories } from './engines/registry.js';
@@ -106,7 +108,13 @@ export async function startBroker(
   let caCertPath: string | null = null;
   if (!config.insecureHttp) {
     const tls = await ensureTls(path.join(config.dataDir, 'tls'), {
-      hosts: [config.host, ...config.tlsHosts].filter((h) => h !== '0.0.0.0' && h !== '::'),
+      hosts: [
+        config.host,
+        ...config.tlsHosts,
+        // `custody run --azure` tunnels `<vault>.vault.azure.net` & co. to this port (TLS end to end).
+        ...AZURE_VAULT_DOMAINS.map((d) => `*.${d}`),
+        ...azureTlsHosts(config.azure),
+      ].filter((h) => h !== '0.0.0.0' && h !== '::'),
     });
     https = { key: tls.keyPem, cert: tls.certPem };
     caCertPath = tls.caCertPath;
@@ -124,6 +132,7 @@ export async function startBroker(
     storage,
     metrics,
     version: VERSION,
+    azure: createAzureDoor(config.azure, barrier),
   };
   const app = await buildApp({
     services,

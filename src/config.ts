@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { UnsealMode } from './barrier/barrier.js';
+import { type AzureConfig, resolveAzureConfig } from './compat/azure/config.js';
 import { badRequest } from './errors.js';
 
 export interface ServerConfig {
@@ -17,6 +18,8 @@ export interface ServerConfig {
   logLevel: string;
   /** How often the lease reaper looks for due leases when idle. */
   reaperIntervalMs: number;
+  /** Azure Key Vault front door: vault table, vault domains, tenant (CUSTODY_AZURE_* variables). */
+  azure?: AzureConfig;
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:8270';
@@ -79,5 +82,6 @@ export function resolveServerConfig(
     auditStdout: flags.auditStdout ?? env.CUSTODY_AUDIT_STDOUT === '1',
     logLevel: flags.logLevel ?? env.CUSTODY_LOG_LEVEL ?? 'info',
     reaperIntervalMs: Number(env.CUSTODY_REAPER_INTERVAL_MS ?? 1000),
+    azure: resolveAzureConfig(env),
   };
 }

@@ -3,6 +3,8 @@ import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import type { Logger } from 'pino';
+import { azureKeyVaultRoutes } from '../compat/azure/routes.js';
+import { VAULT_PREFIX, vaultDoor } from '../compat/vault/door.js';
 import { registerErrorHandling } from './error-handler.js';
 import { accessRoutes } from './routes/access.js';
 import { authRoutes } from './routes/auth.js';
@@ -84,6 +86,8 @@ export async function buildApp({ services, logger, https }: AppOptions): Promise
   await app.register(identityRoutes, { services });
   await app.register(engineRoutes, { services });
   await app.register(leaseRoutes, { services });
+  await app.register(vaultDoor, { services, prefix: VAULT_PREFIX });
+  await app.register(azureKeyVaultRoutes, { services });
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }

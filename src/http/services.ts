@@ -2,6 +2,7 @@ import type { AccessService } from '../access/access-service.js';
 import type { IdentityService } from '../auth/identity-service.js';
 import type { AuthMethodService } from '../auth/methods/auth-method-service.js';
 import type { TokenService } from '../auth/token-service.js';
+import type { AzureDoor } from '../compat/azure/door.js';
 import type { EngineService } from '../engines/engine-service.js';
 import type { KvService } from '../kv/kv-service.js';
 import type { LeaseService } from '../leases/lease-service.js';
@@ -24,4 +25,6 @@ export interface Services {
   storage: Storage;
   metrics: Metrics;
   version: string;
+  /** The Azure Key Vault front door's settings and backup sealer (defaults when absent). */
+  azure?: AzureDoor;
 }

@@ -307,7 +307,11 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
         issued = await engine.create(role.config, prepared, ctx);
       } catch (err) {
         // Undo whatever part was created; if that fails too the reaper keeps trying.
-        await finish(id, { state: 'revoking', next_attempt_at: Date.now() });
+        await finish(id, {
+          state: 'revoking',
+          claimed_until: Date.now() + claimMs,
+          next_attempt_at: Date.now() + claimMs,
+        });
         await revokeClaimed({ ...r, state: 'revoking' });
         throw engineError('Creating the credential', err);
       }
@@ -409,9 +413,17 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
         if (force) leftBehind.push(await forceRevoke(r));
         else if (r.state !== 'revoking') await finish(id, { next_attempt_at: 0 });
       }
-      // Due now: drain through the reaper's claim path so concurrent reapers never double-revoke.
-      for (let pass = 0; pass < 100 && !force; pass++) {
-        if ((await service.reapOnce()).claimed === 0) break;
+      // Due now: drain through the reaper's claim path (so concurrent reapers never double-revoke),
+      // and wait for any already claimed by a background reaper, within a bound.
+      const deadline = Date.now() + 60_000;
+      while (!force && ids.length > 0 && Date.now() < deadline) {
+        const { claimed } = await service.reapOnce();
+        let q = db.selectFrom('leases').select('id').where('state', 'in', ['creating', 'active', 'revoking']);
+        if (prefix) q = q.where('id', '>=', prefix).where('id', '<', `${prefix}\uffff`);
+        if (identityId) q = q.where('identity_id', '=', identityId);
+        const pending = await q.executeTakeFirst();
+        if (!pending) break;
+        if (claimed === 0) await new Promise((r) => setTimeout(r, 50));
       }
       return { leases: ids, leftBehind };
     },
