@@ -198,7 +198,8 @@ export class Barrier {
    * file's root key in file mode. Used to authorize root-token generation by quorum.
    */
   async verifyKeyParts(parts: Buffer[]): Promise<boolean> {
-    const meta = this.config ?? (await this.load(), this.config);
+    if (!this.config) await this.load();
+    const meta = this.config;
     const blob = await this.meta.get(KEYRING);
     if (!meta || !blob) return false;
     let rootKey: Buffer;
