@@ -9,6 +9,7 @@ import { registerEnv } from './commands/env.js';
 import { registerGroup, registerIdentity } from './commands/identity.js';
 import { registerKv } from './commands/kv.js';
 import { registerOperator } from './commands/operator.js';
+import { registerRun } from './commands/run.js';
 import { registerServer } from './commands/server.js';
 import { registerToken } from './commands/token.js';
 import { closeClients, examples } from './context.js';
@@ -67,6 +68,7 @@ export function buildProgram(): Command {
   registerEngine(program);
   registerCreds(program);
   registerLease(program);
+  registerRun(program);
   registerAudit(program);
   for (const leaf of leaves(program)) {
     if (leaf === program) continue;

@@ -83,6 +83,7 @@ const COMMANDS = [
   ['creds'],
   ['creds', 'issue'],
   ['creds', 'static'],
+  ['run'],
   ['lease'],
   ['lease', 'lookup'],
   ['lease', 'renew'],

@@ -1,0 +1,115 @@
+import type { Command } from 'commander';
+import { resolveRunIdentity } from '../../runtime/identity.js';
+import { stderrReporter } from '../../runtime/reporter.js';
+import { checkVariableClashes, runJob } from '../../runtime/run.js';
+import {
+  type CredsSpec,
+  parseCredsSpec,
+  parseSecretSpec,
+  type SecretSpec,
+  SpecError,
+} from '../../runtime/specs.js';
+import * as A from '../args.js';
+import { collect, examples, globalsOf } from '../context.js';
+import { usageError } from '../errors.js';
+
+/** Spec parsing errors are usage errors (exit 2). */
+function asUsage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof SpecError) throw usageError(err.message, err.hint, err.code);
+    throw err;
+  }
+}
+
+export function registerRun(program: Command): void {
+  const run = program
+    .command('run')
+    .description(
+      'Run a command with secrets and leased credentials in its environment; revoke the leases when it exits',
+    )
+    .argument('<command...>', 'the command and its arguments (after --)')
+    .option(
+      '--secret <VAR=ENV/NAME[#field]>',
+      'put a secret (or one field of a JSON secret) in VAR (repeatable)',
+      collect,
+    )
+    .option(
+      '--creds <PREFIX=ENV/ENGINE/ROLE>',
+      'issue a lease: PREFIX_USERNAME, PREFIX_PASSWORD, PREFIX_LEASE_ID and its data fields (repeatable)',
+      collect,
+    )
+    .option('--vault', 'set VAULT_ADDR, VAULT_TOKEN and VAULT_CACERT for the Custody Vault-compatible API')
+    .option(
+      '--azure',
+      'managed-identity endpoint + a proxy routing *.vault.azure.net to Custody, so Azure SDK code runs unchanged',
+    )
+    .option('--proxy-deny-others', 'with --azure: the proxy refuses every host that is not a Key Vault host')
+    .option('--kill-grace <duration>', 'after forwarding a signal, wait this long before SIGKILL', '10s')
+    .option('--pass-token', "keep CUSTODY_TOKEN in the child's environment (removed by default)")
+    // Everything after the command name belongs to the command: `custody run python -u x.py`.
+    .passThroughOptions()
+    .action(async (argv: string[], o, cmd: Command) => {
+      const [command, ...args] = argv;
+      if (!command)
+        throw usageError(
+          'No command to run',
+          'Example: custody run --secret K=prod/api/key -- python train.py',
+        );
+      const secrets: SecretSpec[] = asUsage(() => (o.secret ?? []).map(parseSecretSpec));
+      const creds: CredsSpec[] = asUsage(() => (o.creds ?? []).map(parseCredsSpec));
+      if (o.proxyDenyOthers && !o.azure)
+        throw usageError(
+          '--proxy-deny-others goes with --azure',
+          'Example: custody run --azure --proxy-deny-others -- python train.py',
+        );
+      const killGraceMs = A.seconds(o.killGrace, '--kill-grace') * 1000;
+      const vault = o.vault === true;
+      const azure = o.azure === true;
+      asUsage(() => checkVariableClashes({ secrets, creds, vault, azure }));
+
+      const globals = globalsOf(cmd);
+      const identity = resolveRunIdentity(globals);
+      const report = stderrReporter(globals.format === 'json' ? 'json' : 'table');
+      process.exitCode = await runJob(
+        identity,
+        {
+          command,
+          args,
+          secrets,
+          creds,
+          vault,
+          azure,
+          proxyDenyOthers: o.proxyDenyOthers === true,
+          killGraceMs,
+          passToken: o.passToken === true,
+        },
+        report,
+      );
+    });
+  examples(run, [
+    '$ custody run --secret API_KEY=prod/openai/key -- python train.py',
+    '$ custody run --secret DB_USER=prod/db/credentials#user --secret DB_PASS=prod/db/credentials#password -- ./etl.sh',
+    '$ custody run --creds PG=prod/warehouse/reader -- sh -c \'psql "host=db user=$PG_USERNAME password=$PG_PASSWORD"\'',
+    '$ custody run --vault -- python uses_hvac.py          # VAULT_ADDR=<broker>/vault, VAULT_TOKEN',
+    '$ custody run --azure -- python train.py              # SecretClient("https://NAME.vault.azure.net/") unchanged',
+    '$ custody run --azure --proxy-deny-others -- node job.js',
+    '',
+    "Values go into the child's environment only: never its arguments, a log line or a file. The",
+    'command after -- is run directly (not by a shell). Leases are renewed at about 2/3 of their TTL',
+    "while the command runs (never past the role's max TTL: a warning says when that is near) and",
+    'revoked as soon as it exits, also when it crashes or custody run gets SIGINT/SIGTERM/SIGHUP.',
+    "Those signals go to the command's process group; after --kill-grace it is killed (SIGKILL).",
+    '',
+    "Exit code: the command's, or 128+signal when a signal ended it; 2 for usage errors; 1 when",
+    'something failed before the command started (then nothing was left running or issued).',
+    '',
+    '--azure: DefaultAzureCredential finds a managed-identity endpoint on 127.0.0.1 (IDENTITY_ENDPOINT,',
+    "MSI_ENDPOINT) that hands out this job's Custody token; HTTPS_PROXY points at a loopback proxy that",
+    'sends *.vault.azure.net, *.vault.usgovcloudapi.net and *.vault.azure.cn to the broker (the vault',
+    'name maps to an environment: CUSTODY_AZURE_VAULTS on the broker) and passes other hosts through;',
+    "REQUESTS_CA_BUNDLE, SSL_CERT_FILE, CURL_CA_BUNDLE and NODE_EXTRA_CA_CERTS add Custody's CA.",
+    'AZURE_CLIENT_ID, AZURE_TENANT_ID, … are removed so the credential chain lands on that endpoint.',
+  ]);
+}

@@ -1,0 +1,209 @@
+import type { ApiClient } from '../cli/api-client.js';
+import { CliError } from '../cli/errors.js';
+import { codeOf } from './identity.js';
+import type { Reporter } from './reporter.js';
+import type { CredsSpec } from './specs.js';
+import { Timer } from './timer.js';
+
+/** `POST /v1/creds/ENV/ENGINE/ROLE` → 200. */
+export interface IssuedLease {
+  lease_id: string;
+  username: string;
+  password: string;
+  expires_at: string;
+  max_expires_at: string;
+  lease_duration: number;
+  renewable: boolean;
+  data: Record<string, string>;
+}
+
+/** `POST /v1/leases/renew|revoke` → 200 (the fields used here). */
+interface LeaseWire {
+  lease_id: string;
+  expires_at: string;
+  max_expires_at: string;
+  renewable: boolean;
+  state: string;
+  last_error: string | null;
+  capped?: boolean;
+}
+
+interface Held {
+  spec: CredsSpec;
+  id: string;
+  expiresAt: number;
+  maxExpiresAt: number;
+  renewable: boolean;
+  timer: Timer;
+  failures: number;
+  capWarned: boolean;
+  renewing: Promise<void> | null;
+}
+
+export const credsUrl = (s: CredsSpec) =>
+  `/v1/creds/${[s.env, s.engine, s.role].map(encodeURIComponent).join('/')}`;
+
+/** Renewal happens at this fraction of the time a lease has left. */
+const RENEW_AT = 2 / 3;
+const RETRY_MIN_MS = 1000;
+const RETRY_MAX_MS = 30_000;
+/** Statuses that say the lease is gone for good: no point retrying a renewal. */
+const FINAL = new Set([400, 403, 404, 409, 410]);
+
+/**
+ * The leases `custody run` holds for its child: issued before the child starts, renewed at about two
+ * thirds of their remaining time while it runs (never past the role's max TTL: a warning says when
+ * the credentials will stop working), revoked as soon as it exits.
+ */
+export class LeaseKeeper {
+  private readonly held: Held[] = [];
+  private stopped = false;
+
+  constructor(
+    private readonly client: ApiClient,
+    private readonly report: Reporter,
+  ) {}
+
+  /** Lease ids held now (for messages and tests). */
+  get ids(): string[] {
+    return this.held.map((h) => h.id);
+  }
+
+  async issue(spec: CredsSpec): Promise<IssuedLease> {
+    const { body } = await this.client.post<IssuedLease>(credsUrl(spec), {});
+    const h: Held = {
+      spec,
+      id: body.lease_id,
+      expiresAt: Date.parse(body.expires_at),
+      maxExpiresAt: Date.parse(body.max_expires_at),
+      renewable: body.renewable,
+      timer: new Timer(),
+      failures: 0,
+      capWarned: false,
+      renewing: null,
+    };
+    this.held.push(h);
+    if (this.stopped) return body;
+    this.schedule(h);
+    return body;
+  }
+
+  /** Arms the renewal (or, for a lease that cannot be renewed, the expiry warning). */
+  private schedule(h: Held): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    if (h.expiresAt >= h.maxExpiresAt - 1000) {
+      this.warnCap(h);
+      return;
+    }
+    if (!h.renewable) {
+      h.timer.set(
+        () =>
+          this.report.warn(
+            'LeaseNotRenewable',
+            `lease ${h.id} (${h.spec.prefix}_*) is not renewable; its credentials stop working at ${iso(h.expiresAt)}`,
+          ),
+        (h.expiresAt - now) * RENEW_AT,
+      );
+      return;
+    }
+    h.timer.set(
+      () => {
+        h.renewing = this.renew(h).finally(() => {
+          h.renewing = null;
+        });
+      },
+      (h.expiresAt - now) * RENEW_AT,
+    );
+  }
+
+  private warnCap(h: Held): void {
+    if (h.capWarned || this.stopped) return;
+    h.capWarned = true;
+    this.report.warn(
+      'LeaseMaxTtl',
+      `lease ${h.id} (${h.spec.prefix}_*) reaches its role's max TTL at ${iso(h.maxExpiresAt)}: ` +
+        'custody run cannot renew it past that, and its credentials stop working then',
+    );
+  }
+
+  private async renew(h: Held): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const { body } = await this.client.post<LeaseWire>('/v1/leases/renew', { lease_id: h.id });
+      h.expiresAt = Date.parse(body.expires_at);
+      h.maxExpiresAt = Date.parse(body.max_expires_at);
+      h.renewable = body.renewable;
+      h.failures = 0;
+      if (body.capped) this.warnCap(h);
+      this.schedule(h);
+    } catch (err) {
+      if (this.stopped) return;
+      h.failures += 1;
+      const left = h.expiresAt - Date.now();
+      const status = err instanceof CliError ? err.status : undefined;
+      if ((status !== undefined && FINAL.has(status)) || left <= RETRY_MIN_MS) {
+        this.report.warn(
+          'LeaseRenewFailed',
+          `renewing lease ${h.id} (${h.spec.prefix}_*) failed (${codeOf(err)}); ` +
+            `its credentials stop working at ${iso(h.expiresAt)}`,
+        );
+        return;
+      }
+      if (h.failures === 1)
+        this.report.warn('LeaseRenewRetry', `renewing lease ${h.id} failed (${codeOf(err)}); retrying`);
+      const backoff = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (h.failures - 1), left / 2);
+      h.timer.set(() => {
+        h.renewing = this.renew(h).finally(() => {
+          h.renewing = null;
+        });
+      }, backoff);
+    }
+  }
+
+  /**
+   * Stops renewing and revokes every lease (in parallel, a few attempts each). Failures are reported
+   * with the command that finishes the job; the broker still revokes each lease at its expiry.
+   */
+  async revokeAll(): Promise<{ revoked: string[]; failed: string[] }> {
+    this.stopped = true;
+    for (const h of this.held) h.timer.clear();
+    await Promise.allSettled(this.held.map((h) => h.renewing));
+    const results = await Promise.all(
+      this.held.map(async (h) => {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            const { body } = await this.client.post<LeaseWire>('/v1/leases/revoke', { lease_id: h.id });
+            if (body.state !== 'revoked') {
+              this.report.warn(
+                'LeaseRevokePending',
+                `revocation of lease ${h.id} is ${body.state}${body.last_error ? ` (${body.last_error})` : ''}; the broker keeps retrying`,
+              );
+            }
+            return { id: h.id, ok: true };
+          } catch (err) {
+            const status = err instanceof CliError ? err.status : undefined;
+            const retry = attempt < 3 && (status === undefined || status >= 500 || status === 429);
+            if (retry) {
+              await new Promise((r) => setTimeout(r, 300 * attempt));
+              continue;
+            }
+            this.report.warn(
+              'LeaseRevokeFailed',
+              `could not revoke lease ${h.id} (${codeOf(err)}); it ends at ${iso(h.expiresAt)} anyway. ` +
+                `Revoke it now with: custody lease revoke ${h.id}`,
+            );
+            return { id: h.id, ok: false };
+          }
+        }
+      }),
+    );
+    this.held.splice(0);
+    return {
+      revoked: results.filter((r) => r.ok).map((r) => r.id),
+      failed: results.filter((r) => !r.ok).map((r) => r.id),
+    };
+  }
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();

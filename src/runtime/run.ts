@@ -1,0 +1,248 @@
+import { type ApiClient, pathOf } from '../cli/api-client.js';
+import { CliError } from '../cli/errors.js';
+import { AZURE_CHILD_VARIABLES, AZURE_IDENTITY_VARIABLES, type AzureSetup, setupAzure } from './azure.js';
+import { clientFor, type RunIdentity, TokenKeeper } from './identity.js';
+import { LeaseKeeper } from './leases.js';
+import type { Reporter } from './reporter.js';
+import {
+  type CredsSpec,
+  credsFixedVariables,
+  fieldOf,
+  leaseVariables,
+  type SecretSpec,
+  SpecError,
+} from './specs.js';
+import { exitCodeOf, SignalTrap, SpawnError, startChild } from './supervisor.js';
+import { VAULT_CHILD_VARIABLES, VAULT_UNSUPPORTED_VARIABLES, vaultEnv } from './vault.js';
+
+export interface RunOptions {
+  command: string;
+  args: string[];
+  secrets: SecretSpec[];
+  creds: CredsSpec[];
+  /** Set VAULT_ADDR / VAULT_TOKEN / VAULT_CACERT for the child. */
+  vault: boolean;
+  /** Managed-identity endpoint + Key Vault proxy + CA files for the child. */
+  azure: boolean;
+  /** With `azure`: the proxy refuses every host that is not a Key Vault host. */
+  proxyDenyOthers: boolean;
+  /** After a forwarded signal, how long the child gets before SIGKILL. */
+  killGraceMs: number;
+  /** Leave CUSTODY_TOKEN in the child's environment (removed by default). */
+  passToken: boolean;
+  /** Override the process-group decision (tests); default: detached unless stdin is a terminal. */
+  detached?: boolean;
+}
+
+/** How long a managed-identity token is announced for when the Custody token never expires. */
+const MI_TOKEN_HORIZON_MS = 3_600_000;
+
+/** Variables the options themselves set (→ the option): no `--secret`/`--creds` variable may take one. */
+function reservedOwners(opts: Pick<RunOptions, 'vault' | 'azure'>): Map<string, string> {
+  const owner = new Map<string, string>();
+  if (opts.vault) for (const v of VAULT_CHILD_VARIABLES) owner.set(v, '--vault');
+  if (opts.azure) for (const v of AZURE_CHILD_VARIABLES) owner.set(v, '--azure');
+  return owner;
+}
+
+/**
+ * Checks that no two specs (and no option) set the same variable: a usage error before anything is
+ * asked of the broker. Lease data fields are checked again once they are known.
+ */
+export function checkVariableClashes(opts: Pick<RunOptions, 'secrets' | 'creds' | 'vault' | 'azure'>): void {
+  const owner = reservedOwners(opts);
+  const claim = (variable: string, by: string) => {
+    const prev = owner.get(variable);
+    if (prev !== undefined) {
+      throw new SpecError(
+        'VariableClash',
+        `${variable} is set by both ${prev} and ${by}`,
+        'Give each --secret / --creds its own variable name (or prefix).',
+      );
+    }
+    owner.set(variable, by);
+  };
+  for (const s of opts.secrets) claim(s.variable, `--secret ${s.variable}`);
+  for (const c of opts.creds) for (const v of credsFixedVariables(c.prefix)) claim(v, `--creds ${c.prefix}`);
+}
+
+/** The parent's environment minus what the child must not inherit. */
+export function baseChildEnv(
+  parent: NodeJS.ProcessEnv,
+  opts: Pick<RunOptions, 'azure' | 'vault' | 'passToken'>,
+): {
+  env: NodeJS.ProcessEnv;
+  removed: string[];
+} {
+  const env: NodeJS.ProcessEnv = { ...parent };
+  const removed: string[] = [];
+  const drop = (names: readonly string[], report: boolean) => {
+    for (const n of names) {
+      if (env[n] === undefined) continue;
+      delete env[n];
+      if (report) removed.push(n);
+    }
+  };
+  if (!opts.passToken) drop(['CUSTODY_TOKEN'], false);
+  if (opts.azure) drop(AZURE_IDENTITY_VARIABLES, true);
+  if (opts.vault) drop(VAULT_UNSUPPORTED_VARIABLES, true);
+  return { env, removed };
+}
+
+/** A signal arrived before the child started: stop setting up, clean up, exit 128 + signal. */
+class Aborted extends Error {
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`Interrupted by ${signal}`);
+  }
+}
+
+interface SecretWire {
+  value: string;
+}
+
+/**
+ * `custody run`: fetches secrets, issues leases, prepares the Vault / Azure shims, starts the child
+ * with them in its environment, keeps leases and token alive while it runs, forwards signals, and on
+ * every way out revokes the leases and removes what it set up. Returns the exit code: the child's, or
+ * 128 + signal. A failure before the child starts throws (a CliError) after undoing everything.
+ */
+export async function runJob(
+  identity: RunIdentity,
+  opts: RunOptions,
+  report: Reporter,
+  parentEnv: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  const trap = new SignalTrap();
+  const checkAbort = () => {
+    if (trap.pending) throw new Aborted(trap.pending);
+  };
+  let client: ApiClient | null = null;
+  let tokens: TokenKeeper | null = null;
+  let leases: LeaseKeeper | null = null;
+  let azure: AzureSetup | null = null;
+  try {
+    const api = await clientFor(identity);
+    client = api;
+    const keeper = new LeaseKeeper(api, report);
+    leases = keeper;
+    const tokenKeeper = new TokenKeeper(api, report);
+    tokens = tokenKeeper;
+    await tokenKeeper.start();
+    checkAbort();
+
+    const childVars: Record<string, string> = {};
+    // Secrets, in parallel; the first failure wins.
+    const values = await Promise.all(
+      opts.secrets.map(async (s) => {
+        const { body } = await api.get<SecretWire>(
+          `/v1/secrets/${encodeURIComponent(s.env)}/${pathOf(s.name)}`,
+        );
+        return s.field === undefined ? body.value : fieldOf(body.value, s.field, `${s.env}/${s.name}`);
+      }),
+    );
+    opts.secrets.forEach((s, i) => {
+      childVars[s.variable] = values[i];
+    });
+    checkAbort();
+
+    // Leases, one after the other, so a failure leaves as little as possible to revoke.
+    const owner = reservedOwners(opts);
+    for (const k of Object.keys(childVars)) owner.set(k, `--secret ${k}`);
+    for (const spec of opts.creds) {
+      const issued = await keeper.issue(spec);
+      for (const [k, v] of leaseVariables(issued, spec.prefix)) {
+        const prev = owner.get(k);
+        if (prev !== undefined && prev !== `--creds ${spec.prefix}`) {
+          throw new CliError(
+            'VariableClash',
+            `The lease of --creds ${spec.prefix} sets ${k}, which ${prev} sets too`,
+            'Use another --creds prefix or --secret variable name.',
+            2,
+          );
+        }
+        owner.set(k, `--creds ${spec.prefix}`);
+        childVars[k] = v;
+      }
+      checkAbort();
+    }
+
+    const { env, removed } = baseChildEnv(parentEnv, opts);
+    if (removed.length > 0) {
+      // Names only: values of these may be credentials.
+      report.note(
+        `not passed to the child: ${removed.join(', ')} (they would override what ${[opts.azure ? '--azure' : '', opts.vault ? '--vault' : ''].filter(Boolean).join(' and ')} sets up)`,
+      );
+    }
+    if (opts.vault) {
+      Object.assign(
+        env,
+        vaultEnv({
+          addr: identity.config.addr,
+          token: identity.token,
+          caCertPath: identity.config.caCertPath,
+        }),
+      );
+    }
+    if (opts.azure) {
+      const existingProxy = parentEnv.HTTPS_PROXY ?? parentEnv.https_proxy;
+      if (existingProxy) {
+        report.warn(
+          'ProxyReplaced',
+          'HTTPS_PROXY is replaced for the child: hosts other than Key Vault are reached directly, not through the previous proxy',
+        );
+      }
+      azure = await setupAzure({
+        addr: identity.config.addr,
+        caCertPath: identity.config.caCertPath,
+        denyOthers: opts.proxyDenyOthers,
+        parentEnv,
+        getToken: async () => ({
+          token: identity.token,
+          expiresAt: new Date(tokenKeeper.expiresAt ?? Date.now() + MI_TOKEN_HORIZON_MS),
+        }),
+      });
+      Object.assign(env, azure.env);
+    }
+    Object.assign(env, childVars);
+    checkAbort();
+
+    let child: Awaited<ReturnType<typeof startChild>>;
+    try {
+      child = await startChild({
+        command: opts.command,
+        args: opts.args,
+        env,
+        graceMs: opts.killGraceMs,
+        detached: opts.detached,
+      });
+    } catch (err) {
+      if (err instanceof SpawnError) {
+        const notFound = err.code === 'ENOENT';
+        throw new CliError(
+          notFound ? 'CommandNotFound' : 'CommandNotStarted',
+          notFound ? `${err.command}: command not found` : `Cannot start ${err.command} (${err.code})`,
+          notFound
+            ? 'Check the command name and PATH (the command after -- is run directly, not by a shell: use sh -c "…" for shell syntax).'
+            : 'Check that the file is executable.',
+        );
+      }
+      throw err;
+    }
+    trap.deliverTo((signal) => child.forward(signal));
+    const exit = await child.exited;
+    return exit.exitCode;
+  } catch (err) {
+    if (err instanceof Aborted) {
+      report.note(`${err.signal} received before the command started: nothing was started`);
+      return exitCodeOf(null, err.signal);
+    }
+    throw err;
+  } finally {
+    tokens?.stop();
+    // Revoke first (the credentials must stop working as soon as possible), then tear down.
+    await leases?.revokeAll();
+    await azure?.close();
+    await client?.close();
+    trap.release();
+  }
+}
