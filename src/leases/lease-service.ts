@@ -414,14 +414,35 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
         else if (r.state !== 'revoking') await finish(id, { next_attempt_at: 0 });
       }
       // Due now: drain through the reaper's claim path (so concurrent reapers never double-revoke),
-      // and wait for any already claimed by a background reaper, within a bound.
+      // wait for any a background reaper already holds, and give failures a couple of quick
+      // retries before leaving them to the reaper's backoff. All within a bound.
       const deadline = Date.now() + 60_000;
+      const inSet = <T extends { where: (...a: any[]) => T }>(q: T): T => {
+        let r = q;
+        if (prefix) r = r.where('id', '>=', prefix).where('id', '<', `${prefix}\uffff`);
+        if (identityId) r = r.where('identity_id', '=', identityId);
+        return r;
+      };
       while (!force && ids.length > 0 && Date.now() < deadline) {
+        await inSet(
+          db
+            .updateTable('leases')
+            .set({ next_attempt_at: 0 })
+            .where('state', '=', 'revoke-failed')
+            .where('attempts', '<', 3),
+        ).execute();
         const { claimed } = await service.reapOnce();
-        let q = db.selectFrom('leases').select('id').where('state', 'in', ['creating', 'active', 'revoking']);
-        if (prefix) q = q.where('id', '>=', prefix).where('id', '<', `${prefix}\uffff`);
-        if (identityId) q = q.where('identity_id', '=', identityId);
-        const pending = await q.executeTakeFirst();
+        const pending = await inSet(
+          db
+            .selectFrom('leases')
+            .select('id')
+            .where((eb) =>
+              eb.or([
+                eb('state', 'in', ['creating', 'active', 'revoking']),
+                eb.and([eb('state', '=', 'revoke-failed'), eb('attempts', '<', 3)]),
+              ]),
+            ),
+        ).executeTakeFirst();
         if (!pending) break;
         if (claimed === 0) await new Promise((r) => setTimeout(r, 50));
       }

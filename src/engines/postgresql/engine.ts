@@ -103,21 +103,37 @@ export class PostgresEngine implements Engine<PostgresRole> {
     }
   }
 
-  /** Runs statements in one transaction on one client. */
+  /**
+   * Runs statements in one transaction on one client. Concurrent DROP OWNED / REVOKE on objects
+   * shared by several roles can collide on catalog rows ("tuple concurrently updated", deadlock):
+   * such a transaction is retried a few times with jitter instead of failing the revocation.
+   */
   private async transaction(client: pg.PoolClient, statements: string[], what: string, secrets: string[]) {
-    await client.query('BEGIN');
-    try {
-      for (const [i, sql] of statements.entries()) {
-        try {
+    for (let attempt = 1; ; attempt++) {
+      let failedAt = -1;
+      await client.query('BEGIN');
+      try {
+        for (const [i, sql] of statements.entries()) {
+          failedAt = i;
           await client.query(sql);
-        } catch (err) {
-          throw this.failure(err, 'runtime', `${what} (statement ${i + 1} of ${statements.length})`, secrets);
         }
+        failedAt = -1;
+        await client.query('COMMIT');
+        return;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        if (attempt < 5 && isConcurrencyConflict(err)) {
+          await new Promise((r) => setTimeout(r, 20 * attempt + Math.random() * 80));
+          continue;
+        }
+        if (failedAt < 0) throw err;
+        throw this.failure(
+          err,
+          'runtime',
+          `${what} (statement ${failedAt + 1} of ${statements.length})`,
+          secrets,
+        );
       }
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
     }
   }
 
@@ -403,4 +419,14 @@ export class PostgresEngine implements Engine<PostgresRole> {
 async function roleExists(client: pg.PoolClient, username: string): Promise<boolean> {
   const { rowCount } = await client.query('select 1 from pg_roles where rolname = $1', [username]);
   return (rowCount ?? 0) > 0;
+}
+
+/** Catalog contention between concurrent role changes: safe to retry the whole transaction. */
+function isConcurrencyConflict(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return (
+    e?.code === '40001' ||
+    e?.code === '40P01' ||
+    (e?.code === 'XX000' && /concurrently/.test(e.message ?? ''))
+  );
 }
