@@ -4,11 +4,14 @@ import { registerAccess, registerRole } from './commands/access.js';
 import { registerAudit } from './commands/audit.js';
 import { registerAuth, registerLogin } from './commands/auth.js';
 import { registerCreds, registerLease } from './commands/creds.js';
+import { registerDoctor } from './commands/doctor.js';
 import { registerEngine } from './commands/engine.js';
 import { registerEnv } from './commands/env.js';
 import { registerGroup, registerIdentity } from './commands/identity.js';
+import { registerInfo } from './commands/info.js';
 import { registerKv } from './commands/kv.js';
 import { registerOperator } from './commands/operator.js';
+import { registerProxy } from './commands/proxy.js';
 import { registerRun } from './commands/run.js';
 import { registerServer } from './commands/server.js';
 import { registerToken } from './commands/token.js';
@@ -69,7 +72,10 @@ export function buildProgram(): Command {
   registerCreds(program);
   registerLease(program);
   registerRun(program);
+  registerProxy(program);
   registerAudit(program);
+  registerDoctor(program);
+  registerInfo(program);
   for (const leaf of leaves(program)) {
     if (leaf === program) continue;
     // A command may define one itself (creds: --format table|json|env).

@@ -21,6 +21,7 @@ export {
 } from './custody-client.js';
 export { CustodyClientError, statusOf } from './errors.js';
 export { type IssuedCredentials, Lease } from './lease.js';
+export * from './mlflow/index.js';
 export {
   AwsSecretsManagerProvider,
   type AwsSecretsManagerProviderOptions,

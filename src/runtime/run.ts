@@ -1,14 +1,18 @@
 import { type ApiClient, pathOf } from '../cli/api-client.js';
 import { CliError } from '../cli/errors.js';
 import { AZURE_CHILD_VARIABLES, AZURE_IDENTITY_VARIABLES, type AzureSetup, setupAzure } from './azure.js';
+import { SecretFiles } from './files.js';
 import { clientFor, type RunIdentity, TokenKeeper } from './identity.js';
 import { LeaseKeeper } from './leases.js';
+import { Masker, type MaskValue, maskValuesOf, partitionValues } from './masking.js';
 import type { Reporter } from './reporter.js';
 import {
   type CredsSpec,
   credsFixedVariables,
   fieldOf,
   leaseVariables,
+  MLFLOW_AUTH_VARIABLES,
+  mlflowSecretVariables,
   type SecretSpec,
   SpecError,
 } from './specs.js';
@@ -30,6 +34,14 @@ export interface RunOptions {
   killGraceMs: number;
   /** Leave CUSTODY_TOKEN in the child's environment (removed by default). */
   passToken: boolean;
+  /** `--mlflow`: a lease of an MLflow engine (also in `creds`, with this prefix). */
+  mlflowPrefix?: string;
+  /** `--mlflow-secret ENV/NAME[#field]`: stored MLflow credentials (token, or username/password). */
+  mlflowSecret?: Omit<SecretSpec, 'variable'>;
+  /** Mask the injected values in the child's stdout/stderr (default on; `--no-mask` turns it off). */
+  mask?: boolean;
+  /** Deliver each value as a 0600 file on a tmpfs; the variable holds its path. */
+  files?: boolean;
   /** Override the process-group decision (tests); default: detached unless stdin is a terminal. */
   detached?: boolean;
 }
@@ -38,10 +50,11 @@ export interface RunOptions {
 const MI_TOKEN_HORIZON_MS = 3_600_000;
 
 /** Variables the options themselves set (→ the option): no `--secret`/`--creds` variable may take one. */
-function reservedOwners(opts: Pick<RunOptions, 'vault' | 'azure'>): Map<string, string> {
+function reservedOwners(opts: Pick<RunOptions, 'vault' | 'azure' | 'mlflowSecret'>): Map<string, string> {
   const owner = new Map<string, string>();
   if (opts.vault) for (const v of VAULT_CHILD_VARIABLES) owner.set(v, '--vault');
   if (opts.azure) for (const v of AZURE_CHILD_VARIABLES) owner.set(v, '--azure');
+  if (opts.mlflowSecret) for (const v of MLFLOW_AUTH_VARIABLES) owner.set(v, '--mlflow-secret');
   return owner;
 }
 
@@ -49,7 +62,9 @@ function reservedOwners(opts: Pick<RunOptions, 'vault' | 'azure'>): Map<string, 
  * Checks that no two specs (and no option) set the same variable: a usage error before anything is
  * asked of the broker. Lease data fields are checked again once they are known.
  */
-export function checkVariableClashes(opts: Pick<RunOptions, 'secrets' | 'creds' | 'vault' | 'azure'>): void {
+export function checkVariableClashes(
+  opts: Pick<RunOptions, 'secrets' | 'creds' | 'vault' | 'azure' | 'mlflowSecret'>,
+): void {
   const owner = reservedOwners(opts);
   const claim = (variable: string, by: string) => {
     const prev = owner.get(variable);
@@ -120,6 +135,7 @@ export async function runJob(
   let tokens: TokenKeeper | null = null;
   let leases: LeaseKeeper | null = null;
   let azure: AzureSetup | null = null;
+  let files: SecretFiles | null = null;
   try {
     const api = await clientFor(identity);
     client = api;
@@ -131,6 +147,8 @@ export async function runJob(
     checkAbort();
 
     const childVars: Record<string, string> = {};
+    /** What the output masking hides (whole values; JSON fields are added below). */
+    const toMask: MaskValue[] = [];
     // Secrets, in parallel; the first failure wins.
     const values = await Promise.all(
       opts.secrets.map(async (s) => {
@@ -142,7 +160,20 @@ export async function runJob(
     );
     opts.secrets.forEach((s, i) => {
       childVars[s.variable] = values[i];
+      toMask.push(...maskValuesOf(s.variable, values[i]));
     });
+    if (opts.mlflowSecret) {
+      const m = opts.mlflowSecret;
+      const what = `${m.env}/${m.name}`;
+      const { body } = await api.get<SecretWire>(
+        `/v1/secrets/${encodeURIComponent(m.env)}/${pathOf(m.name)}`,
+      );
+      const raw = m.field === undefined ? body.value : fieldOf(body.value, m.field, what);
+      for (const [k, v] of mlflowSecretVariables(raw, what)) {
+        childVars[k] = v;
+        toMask.push({ variable: k, value: v });
+      }
+    }
     checkAbort();
 
     // Leases, one after the other, so a failure leaves as little as possible to revoke.
@@ -150,6 +181,13 @@ export async function runJob(
     for (const k of Object.keys(childVars)) owner.set(k, `--secret ${k}`);
     for (const spec of opts.creds) {
       const issued = await keeper.issue(spec);
+      if (spec.prefix === opts.mlflowPrefix && !('MLFLOW_TRACKING_URI' in (issued.data ?? {}))) {
+        throw new CliError(
+          'NotMlflow',
+          `--mlflow ${spec.env}/${spec.engine}/${spec.role}: the lease has no MLFLOW_TRACKING_URI (not an MLflow engine?)`,
+          'Use --creds PREFIX=… for other engines.',
+        );
+      }
       for (const [k, v] of leaseVariables(issued, spec.prefix)) {
         const prev = owner.get(k);
         if (prev !== undefined && prev !== `--creds ${spec.prefix}`) {
@@ -163,6 +201,7 @@ export async function runJob(
         owner.set(k, `--creds ${spec.prefix}`);
         childVars[k] = v;
       }
+      toMask.push({ variable: `${spec.prefix}_PASSWORD`, value: issued.password });
       checkAbort();
     }
 
@@ -203,6 +242,23 @@ export async function runJob(
       });
       Object.assign(env, azure.env);
     }
+    let masker: Masker | undefined;
+    if (opts.mask !== false) {
+      const { masked, short } = partitionValues(toMask.filter((m) => m.value === childVars[m.variable]));
+      if (short.length > 0)
+        report.warn(
+          'ShortValueNotMasked',
+          `not masked in the output (shorter than 8 characters): ${short.join(', ')}`,
+        );
+      const all = [...masked, ...toMask.filter((m) => m.value !== childVars[m.variable])];
+      const m = new Masker(all);
+      if (m.active) masker = m;
+    }
+    if (opts.files) {
+      const secretFiles = SecretFiles.create(parentEnv);
+      files = secretFiles;
+      for (const [k, v] of Object.entries(childVars)) childVars[k] = secretFiles.write(k, v);
+    }
     Object.assign(env, childVars);
     checkAbort();
 
@@ -214,6 +270,7 @@ export async function runJob(
         env,
         graceMs: opts.killGraceMs,
         detached: opts.detached,
+        mask: masker,
       });
     } catch (err) {
       if (err instanceof SpawnError) {
@@ -241,6 +298,7 @@ export async function runJob(
     tokens?.stop();
     // Revoke first (the credentials must stop working as soon as possible), then tear down.
     await leases?.revokeAll();
+    files?.remove();
     await azure?.close();
     await client?.close();
     trap.release();

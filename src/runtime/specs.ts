@@ -175,3 +175,56 @@ export const credsFixedVariables = (prefix: string) => [
   `${prefix}_PASSWORD`,
   `${prefix}_LEASE_ID`,
 ];
+
+/** The variables an MLflow client reads its credentials from. */
+export const MLFLOW_AUTH_VARIABLES = [
+  'MLFLOW_TRACKING_TOKEN',
+  'MLFLOW_TRACKING_USERNAME',
+  'MLFLOW_TRACKING_PASSWORD',
+] as const;
+
+/**
+ * A stored MLflow credential in the formats of the mlflow-secrets-auth plugin, as variables: a JSON
+ * object with `token` → MLFLOW_TRACKING_TOKEN; with `username` and `password` → the two basic-auth
+ * variables; a plain `user:pass` → the same; any other plain string → a token. Errors never hold
+ * the value.
+ */
+export function mlflowSecretVariables(value: string, what: string): [string, string][] {
+  const trimmed = value.trim();
+  if (trimmed.startsWith('{')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(trimmed);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
+      const o = parsed as Record<string, unknown>;
+      if (typeof o.token === 'string' && o.token !== '') return [['MLFLOW_TRACKING_TOKEN', o.token]];
+      if (typeof o.username === 'string' && typeof o.password === 'string')
+        return [
+          ['MLFLOW_TRACKING_USERNAME', o.username],
+          ['MLFLOW_TRACKING_PASSWORD', o.password],
+        ];
+    }
+    throw new CustodyError(
+      'InvalidMlflowSecret',
+      422,
+      `${what} is JSON but has neither token nor username and password`,
+      'Store {"token":"…"}, {"username":"…","password":"…"} or user:pass.',
+    );
+  }
+  const colon = trimmed.indexOf(':');
+  if (colon > 0)
+    return [
+      ['MLFLOW_TRACKING_USERNAME', trimmed.slice(0, colon)],
+      ['MLFLOW_TRACKING_PASSWORD', trimmed.slice(colon + 1)],
+    ];
+  return [['MLFLOW_TRACKING_TOKEN', trimmed]];
+}
+
+/** `--mlflow-secret ENV/NAME[#field]`: a SecretSpec without a variable. */
+export function parseMlflowSecretSpec(text: string): Omit<SecretSpec, 'variable'> {
+  const { env, name, field } = parseSecretSpec(`MLFLOW_TRACKING_TOKEN=${text}`);
+  return { env, name, ...(field !== undefined ? { field } : {}) };
+}

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { constants } from 'node:os';
+import { type Masker, MaskingStream } from './masking.js';
 
 /** The signals `custody run` catches and hands to its child. */
 export const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -31,7 +32,15 @@ export interface ChildOptions {
    * foreground group, where the terminal's Ctrl-C reaches it (and its children) directly.
    */
   detached?: boolean;
+  /**
+   * Pipe the child's stdout and stderr through a MaskingStream (stdin stays inherited); without it
+   * all three are inherited.
+   */
+  mask?: Masker;
 }
+
+/** After the child exited, how long its output pipes get to drain (a grandchild may hold them). */
+const DRAIN_MS = 2000;
 
 export interface Supervised {
   pid: number;
@@ -65,13 +74,22 @@ export function startChild(opts: ChildOptions): Promise<Supervised> {
   return new Promise((resolve, reject) => {
     let child: ChildProcess;
     try {
-      child = spawn(opts.command, opts.args, { env: opts.env, stdio: 'inherit', detached });
+      child = spawn(opts.command, opts.args, {
+        env: opts.env,
+        stdio: opts.mask ? ['inherit', 'pipe', 'pipe'] : 'inherit',
+        detached,
+      });
     } catch (err) {
       reject(new SpawnError((err as NodeJS.ErrnoException).code ?? 'error', opts.command));
       return;
     }
+    const drained = opts.mask ? pipeMasked(child, opts.mask) : null;
     const exited = new Promise<ChildExit>((done) => {
-      child.once('exit', (code, signal) => done({ code, signal, exitCode: exitCodeOf(code, signal) }));
+      child.once('exit', (code, signal) => {
+        const result = { code, signal, exitCode: exitCodeOf(code, signal) };
+        if (!drained) done(result);
+        else drained(DRAIN_MS).then(() => done(result));
+      });
     });
     child.once('error', (err: NodeJS.ErrnoException) => {
       if (child.pid === undefined) reject(new SpawnError(err.code ?? 'error', opts.command));
@@ -109,6 +127,37 @@ export function startChild(opts: ChildOptions): Promise<Supervised> {
       });
     });
   });
+}
+
+/**
+ * Pipes the child's stdout/stderr through maskers to ours; returns a function that waits (at most
+ * `ms`) for both to drain after the child exited, then lets go of the pipes.
+ */
+function pipeMasked(child: ChildProcess, masker: Masker): (ms: number) => Promise<void> {
+  const ends: Promise<void>[] = [];
+  for (const [from, to] of [
+    [child.stdout, process.stdout],
+    [child.stderr, process.stderr],
+  ] as const) {
+    if (!from) continue;
+    const masking = new MaskingStream(masker);
+    from.on('error', () => {});
+    to.on('error', () => {}); // EPIPE: the reader went away; the child goes on.
+    from.pipe(masking);
+    masking.on('data', (chunk: Buffer) => to.write(chunk));
+    ends.push(new Promise((resolve) => masking.once('end', resolve)));
+  }
+  return async (ms) => {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(ends),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, ms);
+      }),
+    ]);
+    clearTimeout(timer);
+    for (const s of [child.stdout, child.stderr]) s?.destroy();
+  };
 }
 
 /**

@@ -105,7 +105,16 @@ describe('custody run --creds: leases on PostgreSQL', () => {
 
   it('the child logs in with PG_USERNAME/PG_PASSWORD; after it exits the login is refused and the lease revoked', async () => {
     const r = await cli(
-      ['run', '--creds', 'PG=prod/warehouse/reader', '--', process.execPath, '-e', childScript('')],
+      [
+        'run',
+        '--no-mask',
+        '--creds',
+        'PG=prod/warehouse/reader',
+        '--',
+        process.execPath,
+        '-e',
+        childScript(''),
+      ],
       { env: { CUSTODY_TOKEN: jobToken } },
     );
     assert.equal(r.code, 0, r.stderr);
@@ -122,6 +131,7 @@ describe('custody run --creds: leases on PostgreSQL', () => {
     const r = await cli(
       [
         'run',
+        '--no-mask',
         '--creds',
         'PG=prod/warehouse/reader',
         '--',
@@ -140,6 +150,7 @@ describe('custody run --creds: leases on PostgreSQL', () => {
     const segv = await cli(
       [
         'run',
+        '--no-mask',
         '--creds',
         'PG=prod/warehouse/reader',
         '--',
@@ -167,7 +178,7 @@ describe('custody run --creds: leases on PostgreSQL', () => {
       console.log(JSON.stringify({ child: process.pid }));
       setInterval(() => {}, 1000);`);
     const run = spawnCli(
-      ['run', '--creds', 'PG=prod/warehouse/reader', '--', process.execPath, '-e', script],
+      ['run', '--no-mask', '--creds', 'PG=prod/warehouse/reader', '--', process.execPath, '-e', script],
       {
         ...broker.env(jobToken),
       },
@@ -197,6 +208,7 @@ describe('custody run --creds: leases on PostgreSQL', () => {
     const run = spawnCli(
       [
         'run',
+        '--no-mask',
         '--kill-grace',
         '1s',
         '--creds',
@@ -232,10 +244,13 @@ describe('custody run --creds: leases on PostgreSQL', () => {
         catch (e) { console.log(JSON.stringify({ late: e.message })); }
         finally { await c.end().catch(() => {}); }
       }, 5500);`);
-    const r = await cli(['run', '--creds', 'PG=prod/warehouse/short', '--', process.execPath, '-e', script], {
-      env: { CUSTODY_TOKEN: jobToken },
-      timeoutMs: 30_000,
-    });
+    const r = await cli(
+      ['run', '--no-mask', '--creds', 'PG=prod/warehouse/short', '--', process.execPath, '-e', script],
+      {
+        env: { CUSTODY_TOKEN: jobToken },
+        timeoutMs: 30_000,
+      },
+    );
     assert.equal(r.code, 0, r.stderr);
     assert.equal(jsonLine(r.stdout, 'late').late, 'ok', 'still valid 5.5 s into a 3 s lease');
     assert.match(
@@ -255,6 +270,7 @@ describe('custody run --creds: leases on PostgreSQL', () => {
     const r = await cli(
       [
         'run',
+        '--no-mask',
         '--creds',
         'PG=prod/warehouse/reader',
         '--creds',

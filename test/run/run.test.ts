@@ -79,6 +79,7 @@ describe('custody run: exit codes, secrets, errors', () => {
     const r = await cli(
       [
         'run',
+        '--no-mask',
         '--secret',
         'API_KEY=prod/api/key',
         '--secret',
@@ -209,6 +210,8 @@ describe('custody run: exit codes, secrets, errors', () => {
       /--azure/,
       /--proxy-deny-others/,
       /--kill-grace <duration>/,
+      /--no-mask/,
+      /--files/,
       /128\+signal/,
       /\nExamples:\n {2}\$ custody run /,
     ])

@@ -5,6 +5,7 @@ import { checkVariableClashes, runJob } from '../../runtime/run.js';
 import {
   type CredsSpec,
   parseCredsSpec,
+  parseMlflowSecretSpec,
   parseSecretSpec,
   type SecretSpec,
   SpecError,
@@ -40,6 +41,14 @@ export function registerRun(program: Command): void {
       'issue a lease: PREFIX_USERNAME, PREFIX_PASSWORD, PREFIX_LEASE_ID and its data fields (repeatable)',
       collect,
     )
+    .option(
+      '--mlflow <ENV/ENGINE/ROLE>',
+      'lease MLflow credentials: MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD',
+    )
+    .option(
+      '--mlflow-secret <ENV/NAME[#field]>',
+      'stored MLflow credentials ({"token"} → MLFLOW_TRACKING_TOKEN; {"username","password"} or user:pass)',
+    )
     .option('--vault', 'set VAULT_ADDR, VAULT_TOKEN and VAULT_CACERT for the Custody Vault-compatible API')
     .option(
       '--azure',
@@ -47,6 +56,11 @@ export function registerRun(program: Command): void {
     )
     .option('--proxy-deny-others', 'with --azure: the proxy refuses every host that is not a Key Vault host')
     .option('--kill-grace <duration>', 'after forwarding a signal, wait this long before SIGKILL', '10s')
+    .option('--no-mask', "do not mask the injected values in the command's stdout/stderr")
+    .option(
+      '--files',
+      'deliver each value as a 0600 file in a private tmpfs directory (/dev/shm); the variable holds its path',
+    )
     .option('--pass-token', "keep CUSTODY_TOKEN in the child's environment (removed by default)")
     // Everything after the command name belongs to the command: `custody run python -u x.py`.
     .passThroughOptions()
@@ -59,6 +73,11 @@ export function registerRun(program: Command): void {
         );
       const secrets: SecretSpec[] = asUsage(() => (o.secret ?? []).map(parseSecretSpec));
       const creds: CredsSpec[] = asUsage(() => (o.creds ?? []).map(parseCredsSpec));
+      const mlflowPrefix = o.mlflow ? 'MLFLOW' : undefined;
+      if (o.mlflow) creds.push(asUsage(() => parseCredsSpec(`MLFLOW=${o.mlflow}`)));
+      const mlflowSecret = o.mlflowSecret ? asUsage(() => parseMlflowSecretSpec(o.mlflowSecret)) : undefined;
+      if (o.mlflow && mlflowSecret)
+        throw usageError('--mlflow and --mlflow-secret both set the MLflow credentials', 'Use one of them.');
       if (o.proxyDenyOthers && !o.azure)
         throw usageError(
           '--proxy-deny-others goes with --azure',
@@ -67,7 +86,7 @@ export function registerRun(program: Command): void {
       const killGraceMs = A.seconds(o.killGrace, '--kill-grace') * 1000;
       const vault = o.vault === true;
       const azure = o.azure === true;
-      asUsage(() => checkVariableClashes({ secrets, creds, vault, azure }));
+      asUsage(() => checkVariableClashes({ secrets, creds, vault, azure, mlflowSecret }));
 
       const globals = globalsOf(cmd);
       const identity = resolveRunIdentity(globals);
@@ -84,6 +103,10 @@ export function registerRun(program: Command): void {
           proxyDenyOthers: o.proxyDenyOthers === true,
           killGraceMs,
           passToken: o.passToken === true,
+          mlflowPrefix,
+          mlflowSecret,
+          mask: o.mask !== false,
+          files: o.files === true,
         },
         report,
       );
