@@ -69,6 +69,15 @@ export class LeaseKeeper {
     return this.held.map((h) => h.id);
   }
 
+  /** What each held lease can last at most (for `--expect`). */
+  get lifetimes(): { id: string; prefix: string; endsAt: number }[] {
+    return this.held.map((h) => ({
+      id: h.id,
+      prefix: h.spec.prefix,
+      endsAt: h.renewable ? h.maxExpiresAt : h.expiresAt,
+    }));
+  }
+
   async issue(spec: CredsSpec): Promise<IssuedLease> {
     const { body } = await this.client.post<IssuedLease>(credsUrl(spec), {});
     const h: Held = {

@@ -42,6 +42,10 @@ export interface RunOptions {
   mask?: boolean;
   /** Deliver each value as a 0600 file on a tmpfs; the variable holds its path. */
   files?: boolean;
+  /** `--expect`: how long the job expects to run (ms); compared with what ends first. */
+  expectMs?: number;
+  /** `--strict-expect`: exit 1 before starting the command when something ends before `expectMs`. */
+  strictExpect?: boolean;
   /** Override the process-group decision (tests); default: detached unless stdin is a terminal. */
   detached?: boolean;
 }
@@ -104,6 +108,51 @@ export function baseChildEnv(
   return { env, removed };
 }
 
+/**
+ * `--expect DURATION`: says what ends first (the token's max TTL, unless a workload login renews it by
+ * logging in again; each lease's max TTL, or its TTL when it cannot be renewed), and warns about what
+ * ends before the expected end. With `strict`, that is an error (exit 1) and the command never starts.
+ */
+export function checkExpect(
+  expectMs: number,
+  strict: boolean,
+  identity: RunIdentity,
+  tokens: TokenKeeper,
+  leases: LeaseKeeper,
+  report: Reporter,
+): void {
+  const now = Date.now();
+  const ends: { what: string; at: number }[] = [];
+  if (!identity.login) {
+    const at = tokens.maxExpiresAt ?? tokens.expiresAt;
+    if (at !== null) ends.push({ what: "the job's token (max TTL)", at });
+  }
+  for (const l of leases.lifetimes) ends.push({ what: `lease ${l.id} (${l.prefix}_*)`, at: l.endsAt });
+  ends.sort((a, b) => a.at - b.at);
+  const target = now + expectMs;
+  const human = (ms: number) => `${Math.max(0, Math.round(ms / 1000))}s`;
+  if (ends.length === 0) {
+    report.note(`--expect ${human(expectMs)}: nothing this job holds expires`);
+    return;
+  }
+  const first = ends[0];
+  const short = ends.filter((e) => e.at < target);
+  report.note(
+    `--expect ${human(expectMs)}: ${first.what} ends first, at ${new Date(first.at).toISOString()} (in ${human(first.at - now)})`,
+  );
+  for (const e of short)
+    report.warn(
+      'ExpectExceeded',
+      `${e.what} ends at ${new Date(e.at).toISOString()}, ${human(target - e.at)} before the expected end of the job`,
+    );
+  if (strict && short.length > 0)
+    throw new CliError(
+      'ExpectExceeded',
+      `--strict-expect: ${short.length} credential(s) end before --expect ${human(expectMs)}; the command was not started`,
+      "Raise the role's max TTL (or the token's), or expect a shorter run.",
+    );
+}
+
 /** A signal arrived before the child started: stop setting up, clean up, exit 128 + signal. */
 class Aborted extends Error {
   constructor(readonly signal: NodeJS.Signals) {
@@ -141,7 +190,7 @@ export async function runJob(
     client = api;
     const keeper = new LeaseKeeper(api, report);
     leases = keeper;
-    const tokenKeeper = new TokenKeeper(api, report);
+    const tokenKeeper = new TokenKeeper(api, report, identity);
     tokens = tokenKeeper;
     await tokenKeeper.start();
     checkAbort();
@@ -204,6 +253,9 @@ export async function runJob(
       toMask.push({ variable: `${spec.prefix}_PASSWORD`, value: issued.password });
       checkAbort();
     }
+
+    if (opts.expectMs !== undefined)
+      checkExpect(opts.expectMs, opts.strictExpect === true, identity, tokenKeeper, keeper, report);
 
     const { env, removed } = baseChildEnv(parentEnv, opts);
     if (removed.length > 0) {

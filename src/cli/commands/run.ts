@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { resolveRunIdentity } from '../../runtime/identity.js';
+import { resolveWorkloadIdentity } from '../../runtime/identity.js';
 import { stderrReporter } from '../../runtime/reporter.js';
 import { checkVariableClashes, runJob } from '../../runtime/run.js';
 import {
@@ -61,6 +61,24 @@ export function registerRun(program: Command): void {
       '--files',
       'deliver each value as a 0600 file in a private tmpfs directory (/dev/shm); the variable holds its path',
     )
+    .option(
+      '--login <ENV/METHOD/ROLE>',
+      'log in as a workload (with --jwt-file, or --role-id + --secret-id-file)',
+    )
+    .option(
+      '--jwt-file <file>',
+      'with --login: a JWT file, re-read at every login (a rotated token is picked up)',
+    )
+    .option('--role-id <id>', 'with --login: an AppRole role id')
+    .option('--secret-id-file <file>', 'with --login and --role-id: a file holding the AppRole secret id')
+    .option(
+      '--expect <duration>',
+      'how long the command should run: say which credential ends first, warn when one ends sooner',
+    )
+    .option(
+      '--strict-expect',
+      'with --expect: exit 1 (without starting the command) when a credential ends sooner',
+    )
     .option('--pass-token', "keep CUSTODY_TOKEN in the child's environment (removed by default)")
     // Everything after the command name belongs to the command: `custody run python -u x.py`.
     .passThroughOptions()
@@ -88,8 +106,19 @@ export function registerRun(program: Command): void {
       const azure = o.azure === true;
       asUsage(() => checkVariableClashes({ secrets, creds, vault, azure, mlflowSecret }));
 
+      if (o.strictExpect && !o.expect)
+        throw usageError(
+          '--strict-expect goes with --expect',
+          'Example: custody run --expect 36h --strict-expect -- ./train.sh',
+        );
+      const expectMs = o.expect ? A.seconds(o.expect, '--expect') * 1000 : undefined;
       const globals = globalsOf(cmd);
-      const identity = resolveRunIdentity(globals);
+      const identity = await resolveWorkloadIdentity(globals, {
+        login: o.login,
+        jwtFile: o.jwtFile,
+        roleId: o.roleId,
+        secretIdFile: o.secretIdFile,
+      });
       const report = stderrReporter(globals.format === 'json' ? 'json' : 'table');
       process.exitCode = await runJob(
         identity,
@@ -107,6 +136,8 @@ export function registerRun(program: Command): void {
           mlflowSecret,
           mask: o.mask !== false,
           files: o.files === true,
+          expectMs,
+          strictExpect: o.strictExpect === true,
         },
         report,
       );
@@ -118,6 +149,14 @@ export function registerRun(program: Command): void {
     '$ custody run --vault -- python uses_hvac.py          # VAULT_ADDR=<broker>/vault, VAULT_TOKEN',
     '$ custody run --azure -- python train.py              # SecretClient("https://NAME.vault.azure.net/") unchanged',
     '$ custody run --azure --proxy-deny-others -- node job.js',
+    '$ custody run --login prod/jwt/train --jwt-file /var/run/secrets/job.jwt --creds PG=prod/warehouse/reader -- ./etl.sh',
+    '$ custody run --login prod/approle/etl --role-id "$ROLE_ID" --secret-id-file /run/secret-id -- ./etl.sh',
+    '$ custody run --expect 36h --strict-expect --creds PG=prod/warehouse/reader -- python train.py',
+    '',
+    'Identity, first match wins: --login with --jwt-file or --role-id/--secret-id-file; CUSTODY_JWT_FILE',
+    '(+ CUSTODY_LOGIN=ENV/METHOD/ROLE); the Kubernetes service-account token with CUSTODY_LOGIN;',
+    'CUSTODY_ROLE_ID + CUSTODY_SECRET_ID (+ CUSTODY_LOGIN); else --token / CUSTODY_TOKEN. A login is',
+    "repeated before the token's max TTL (the JWT file is read again); leases are renewed meanwhile.",
     '',
     "Values go into the child's environment only: never its arguments, a log line or a file. The",
     'command after -- is run directly (not by a shell). Leases are renewed at about 2/3 of their TTL',

@@ -106,18 +106,25 @@ export function leaseSource(
           { kind: 'basic', username: l.username, password: l.password },
           { headerName: opts.headerName },
         );
-  const fresh = (l: Lease) => !l.isClosed && l.expiresAt.getTime() - now() > before;
+  // A short-lived lease is refreshed a third of its lifetime ahead, not a fixed minute ahead
+  // (which would replace a 30-second lease on every request).
+  const lifetimes = new WeakMap<Lease, number>();
+  const remember = (l: Lease) => lifetimes.set(l, Math.max(0, l.expiresAt.getTime() - now()));
+  const margin = (l: Lease) => Math.min(before, (lifetimes.get(l) ?? before * 3) / 3);
+  const fresh = (l: Lease) => !l.isClosed && l.expiresAt.getTime() - now() > margin(l);
   const load = async (): Promise<Credential> => {
     const cur = lease;
-    if (cur && !cur.isClosed && cur.renewable && cur.maxExpiresAt.getTime() - now() > before) {
+    if (cur && !cur.isClosed && cur.renewable && cur.maxExpiresAt.getTime() - now() > margin(cur)) {
       try {
         await cur.renew();
+        remember(cur);
         if (fresh(cur)) return credentialOf(cur);
       } catch {
         // fall through to a new lease
       }
     }
     const next = await client.issueCredentials(roleRef, opts.ttl === undefined ? {} : { ttl: opts.ttl });
+    remember(next);
     const old = lease;
     lease = next;
     opts.onLease?.(next);

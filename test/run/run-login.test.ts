@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type BrokerProcess, startBrokerProcess } from '../support/broker-process.js';
+import { type OidcIssuer, startOidcIssuer } from '../support/oidc-issuer.js';
+import { apiOf, cliOf, workloadToken } from './helpers.js';
+
+/**
+ * `custody run` logging in as a workload: explicit flags, CUSTODY_JWT_FILE, a Kubernetes
+ * service-account token, AppRole env vars; a short max TTL is answered by a re-login; --expect.
+ */
+describe('custody run: workload logins and --expect', () => {
+  let broker: BrokerProcess;
+  let issuer: OidcIssuer;
+  let api: Awaited<ReturnType<typeof apiOf>>;
+  let cli: ReturnType<typeof cliOf>;
+  let work: string;
+  let jwtFile: string;
+  let roleId: string;
+  let secretId: string;
+  const noToken = { CUSTODY_TOKEN: undefined };
+  const printKey = [process.execPath, '-e', 'console.log("KEY=" + process.env.KEY)'];
+
+  const ok = async (args: string[], input?: string) => {
+    const r = await cli(args, { input });
+    assert.equal(r.code, 0, `custody ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+
+  before(async () => {
+    broker = await startBrokerProcess();
+    issuer = await startOidcIssuer();
+    api = await apiOf(broker);
+    cli = cliOf(broker);
+    work = await mkdtemp(path.join(tmpdir(), 'custody-run-login-'));
+    await api.ok('POST', '/v1/envs', { name: 'prod' });
+    await api.ok('PUT', '/v1/secrets/prod/api/key', { value: 'key-login-123' });
+    const ca = path.join(work, 'issuer-ca.pem');
+    await writeFile(ca, issuer.caPem);
+    await ok([
+      'auth',
+      'enable',
+      'prod',
+      'jwt',
+      '--issuer',
+      issuer.url,
+      '--ca-cert-file',
+      ca,
+      '--audience',
+      'custody',
+    ]);
+    await ok(['auth', 'role', 'write', 'prod/jwt/job', '--token-ttl', '1h', '--token-max-ttl', '8h']);
+    await ok(['auth', 'role', 'write', 'prod/jwt/short', '--token-ttl', '2s', '--token-max-ttl', '3s']);
+    jwtFile = path.join(work, 'job.jwt');
+    await writeFile(jwtFile, `${await issuer.sign({ sub: 'jobber', aud: 'custody' })}\n`);
+    // First login creates the identity; then grant it the secret.
+    await ok(['login', 'prod/jwt/job', '--jwt-file', jwtFile]);
+    await ok(['access', 'assign', 'prod/jobber', 'secrets-user', 'prod/secrets/api', '--reason', 'test']);
+    await workloadToken(broker, 'prod', 'etl', [['secrets-user', 'prod/secrets/api']]);
+    roleId = await ok(['auth', 'role-id', 'prod/approle/etl']);
+    secretId = await ok(['auth', 'secret-id', 'prod/approle/etl']);
+  });
+
+  after(async () => {
+    await api?.close();
+    await broker?.cleanup();
+    await issuer?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  const runWith = (flags: string[], env: Record<string, string | undefined>) =>
+    cli(['run', '--no-mask', ...flags, '--secret', 'KEY=prod/api/key', '--', ...printKey], {
+      env: { ...noToken, ...env },
+    });
+
+  it('--login with --jwt-file', async () => {
+    const r = await runWith(['--login', 'prod/jwt/job', '--jwt-file', jwtFile], {});
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /KEY=key-login-123/);
+  });
+
+  it('CUSTODY_JWT_FILE + CUSTODY_LOGIN, and the Kubernetes token file', async () => {
+    const a = await runWith([], { CUSTODY_JWT_FILE: jwtFile, CUSTODY_LOGIN: 'prod/jwt/job' });
+    assert.equal(a.code, 0, a.stderr);
+    assert.match(a.stdout, /KEY=key-login-123/);
+    const b = await runWith([], { CUSTODY_K8S_TOKEN_FILE: jwtFile, CUSTODY_LOGIN: 'prod/jwt/job' });
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(b.stdout, /KEY=key-login-123/);
+  });
+
+  it('AppRole: env vars, and --role-id with --secret-id-file', async () => {
+    const a = await runWith([], {
+      CUSTODY_ROLE_ID: roleId,
+      CUSTODY_SECRET_ID: secretId,
+      CUSTODY_LOGIN: 'prod/approle/etl',
+    });
+    assert.equal(a.code, 0, a.stderr);
+    assert.match(a.stdout, /KEY=key-login-123/);
+    const f = path.join(work, 'secret-id');
+    await writeFile(f, `${secretId}\n`);
+    const b = await runWith(['--login', 'prod/approle/etl', '--role-id', roleId, '--secret-id-file', f], {});
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(b.stdout, /KEY=key-login-123/);
+  });
+
+  it('a bad --login is a usage error; a refused login exits 1', async () => {
+    assert.equal((await runWith(['--login', 'prod/jwt'], {})).code, 2);
+    assert.equal((await runWith(['--jwt-file', jwtFile], {})).code, 2);
+    const bad = path.join(work, 'bad.jwt');
+    await writeFile(bad, await issuer.sign({ sub: 'x', aud: 'other' }));
+    assert.equal((await runWith(['--login', 'prod/jwt/job', '--jwt-file', bad], {})).code, 1);
+  });
+
+  it("logs in again before the token's max TTL, reading the rotated JWT file", async () => {
+    const f = path.join(work, 'short.jwt');
+    await writeFile(f, await issuer.sign({ sub: 'jobber', aud: 'custody' }));
+    const child = `setTimeout(() => console.log('done'), 5000)`;
+    const pending = cli(
+      ['run', '--login', 'prod/jwt/short', '--jwt-file', f, '--', process.execPath, '-e', child],
+      {
+        env: noToken,
+      },
+    );
+    // Rotate the file on disk: the next login must read the new one.
+    await new Promise((r) => setTimeout(r, 500));
+    await writeFile(f, await issuer.sign({ sub: 'jobber', aud: 'custody', rotated: true }));
+    const r = await pending;
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /done/);
+    assert.match(r.stderr, /logged in again to prod\/jwt\/short/);
+    assert.doesNotMatch(r.stderr, /ReloginFailed|TokenRenewFailed/);
+  });
+
+  it('--expect says what ends first; --strict-expect refuses to start', async () => {
+    const token = await workloadToken(broker, 'prod', 'etl', []);
+    const warn = await cli(['run', '--expect', '36h', '--', process.execPath, '-e', 'console.log("ran")'], {
+      env: { CUSTODY_TOKEN: token },
+    });
+    assert.equal(warn.code, 0, warn.stderr);
+    assert.match(warn.stdout, /ran/);
+    assert.match(warn.stderr, /token \(max TTL\) ends first/);
+    assert.match(warn.stderr, /ExpectExceeded/);
+    const strict = await cli(
+      ['run', '--expect', '36h', '--strict-expect', '--', process.execPath, '-e', 'console.log("ran")'],
+      { env: { CUSTODY_TOKEN: token } },
+    );
+    assert.equal(strict.code, 1, strict.stderr);
+    assert.doesNotMatch(strict.stdout, /ran/);
+    const fine = await cli(['run', '--expect', '1h', '--', process.execPath, '-e', 'console.log("ran")'], {
+      env: { CUSTODY_TOKEN: token },
+    });
+    assert.equal(fine.code, 0, fine.stderr);
+    assert.doesNotMatch(fine.stderr, /ExpectExceeded/);
+  });
+});
