@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CliError } from '../cli/errors.js';
 
@@ -75,6 +76,23 @@ export class SecretFiles {
   write(variable: string, value: string): string {
     const file = path.join(this.dir, variable);
     writeFileSync(file, value, { mode: 0o600, flag: 'wx' });
+    return file;
+  }
+
+  /**
+   * Replaces the file of `variable` atomically (a 0600 temp file in the same private directory,
+   * then rename): a reader sees the old value or the new one, never half of one.
+   */
+  rewrite(variable: string, value: string): string {
+    const file = path.join(this.dir, variable);
+    const tmp = path.join(this.dir, `.${variable}.${randomBytes(6).toString('hex')}.tmp`);
+    try {
+      writeFileSync(tmp, value, { mode: 0o600, flag: 'wx' });
+      renameSync(tmp, file);
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      throw err;
+    }
     return file;
   }
 

@@ -38,7 +38,22 @@ interface Held {
   failures: number;
   capWarned: boolean;
   renewing: Promise<void> | null;
+  /** The lease's TTL (ms) when issued: rotation starts within max(2 s, TTL/3) of its max TTL. */
+  ttlMs: number;
+  /** Replaced by a fresh lease: no more renewals, revoked after the rotation grace. */
+  draining: boolean;
 }
+
+/** `--files`: how leases near their max TTL are replaced by fresh ones. */
+export interface Rotation {
+  /** How long the old lease is kept after the fresh one was handed over (a pool can drain). */
+  graceMs: number;
+  /** Hands the fresh lease's credentials to the child (files, masking, signal). */
+  deliver(spec: CredsSpec, issued: IssuedLease): void;
+}
+
+/** Rotation starts this long (at least) before the max TTL of the lease it replaces. */
+const ROTATE_MIN_MARGIN_MS = 2000;
 
 export const credsUrl = (s: CredsSpec) =>
   `/v1/creds/${[s.env, s.engine, s.role].map(encodeURIComponent).join('/')}`;
@@ -58,11 +73,20 @@ const FINAL = new Set([400, 403, 404, 409, 410]);
 export class LeaseKeeper {
   private readonly held: Held[] = [];
   private stopped = false;
+  private rotation: Rotation | null = null;
 
   constructor(
     private readonly client: ApiClient,
     private readonly report: Reporter,
   ) {}
+
+  /**
+   * From now on, a lease that cannot be renewed much further (its max TTL within max(2 s, TTL/3))
+   * is replaced by a fresh one before it ends; the old one is revoked after `graceMs`.
+   */
+  enableRotation(rotation: Rotation): void {
+    this.rotation = rotation;
+  }
 
   /** Lease ids held now (for messages and tests). */
   get ids(): string[] {
@@ -90,6 +114,8 @@ export class LeaseKeeper {
       failures: 0,
       capWarned: false,
       renewing: null,
+      ttlMs: (body.lease_duration ?? 0) * 1000,
+      draining: false,
     };
     this.held.push(h);
     if (this.stopped) return body;
@@ -101,6 +127,21 @@ export class LeaseKeeper {
   private schedule(h: Held): void {
     if (this.stopped) return;
     const now = Date.now();
+    if (this.rotation && h.renewable && !h.draining) {
+      const margin = Math.max(ROTATE_MIN_MARGIN_MS, h.ttlMs / 3);
+      const nextRenewal = now + (h.expiresAt - now) * RENEW_AT;
+      if (h.maxExpiresAt - nextRenewal <= margin || h.expiresAt >= h.maxExpiresAt - 1000) {
+        h.timer.set(
+          () => {
+            h.renewing = this.rotate(h).finally(() => {
+              h.renewing = null;
+            });
+          },
+          Math.max(0, h.maxExpiresAt - margin - now),
+        );
+        return;
+      }
+    }
     if (h.expiresAt >= h.maxExpiresAt - 1000) {
       this.warnCap(h);
       return;
@@ -132,8 +173,72 @@ export class LeaseKeeper {
     this.report.warn(
       'LeaseMaxTtl',
       `lease ${h.id} (${h.spec.prefix}_*) reaches its role's max TTL at ${iso(h.maxExpiresAt)}: ` +
-        'custody run cannot renew it past that, and its credentials stop working then',
+        'custody run cannot renew it past that, and its credentials stop working then' +
+        (this.rotation
+          ? ''
+          : " (without --files the child's environment cannot change: it keeps the old credentials until then)"),
     );
+  }
+
+  /** Issues a fresh lease for `h`'s role, hands it to the child, and revokes `h` after the grace. */
+  private async rotate(h: Held): Promise<void> {
+    const rotation = this.rotation;
+    if (this.stopped || !rotation) return;
+    let issued: IssuedLease;
+    try {
+      issued = await this.issue(h.spec);
+    } catch (err) {
+      if (this.stopped) return;
+      this.report.warn(
+        'LeaseRotateFailed',
+        `could not issue a fresh lease to replace ${h.id} (${h.spec.prefix}_*) (${codeOf(err)}); ` +
+          `its credentials stop working at ${iso(h.maxExpiresAt)}`,
+      );
+      h.capWarned = true;
+      return;
+    }
+    if (this.stopped) return;
+    h.draining = true;
+    try {
+      rotation.deliver(h.spec, issued);
+    } catch (err) {
+      this.report.warn(
+        'LeaseRotateDeliverFailed',
+        `could not hand the fresh lease ${issued.lease_id} to the command (${codeOf(err)})`,
+      );
+    }
+    this.report.note(
+      `lease ${h.id} (${h.spec.prefix}_*) rotated before its max TTL: fresh lease ${issued.lease_id}; ` +
+        `the old one is revoked in ${Math.round(rotation.graceMs / 1000)}s`,
+    );
+    h.timer.set(() => {
+      h.renewing = this.revokeDrained(h).finally(() => {
+        h.renewing = null;
+      });
+    }, rotation.graceMs);
+  }
+
+  /** Revokes a lease replaced by rotation once its grace is over (revokeAll does it otherwise). */
+  private async revokeDrained(h: Held): Promise<void> {
+    if (this.stopped) return;
+    try {
+      await this.client.post<LeaseWire>('/v1/leases/revoke', { lease_id: h.id });
+      const i = this.held.indexOf(h);
+      if (i !== -1 && !this.stopped) this.held.splice(i, 1);
+    } catch (err) {
+      if (this.stopped) return;
+      const status = err instanceof CliError ? err.status : undefined;
+      if (status !== undefined && FINAL.has(status)) {
+        // Already gone (expired and reaped): nothing left to revoke.
+        const i = this.held.indexOf(h);
+        if (i !== -1) this.held.splice(i, 1);
+        return;
+      }
+      this.report.warn(
+        'LeaseRevokeFailed',
+        `could not revoke the replaced lease ${h.id} (${codeOf(err)}); it is retried when the command exits`,
+      );
+    }
   }
 
   private async renew(h: Held): Promise<void> {
@@ -144,7 +249,7 @@ export class LeaseKeeper {
       h.maxExpiresAt = Date.parse(body.max_expires_at);
       h.renewable = body.renewable;
       h.failures = 0;
-      if (body.capped) this.warnCap(h);
+      if (body.capped && !this.rotation) this.warnCap(h);
       this.schedule(h);
     } catch (err) {
       if (this.stopped) return;

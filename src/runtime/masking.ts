@@ -66,17 +66,26 @@ export function partitionValues(values: MaskValue[]): { masked: MaskValue[]; sho
 
 /** The compiled matcher: one regex over latin1 text, and the variable of each pattern. */
 export class Masker {
-  readonly maxLength: number;
-  private readonly re: RegExp | null;
+  private longest = 0;
+  private re: RegExp | null = null;
   private readonly owner = new Map<string, string>();
 
   constructor(values: MaskValue[]) {
+    this.add(values);
+  }
+
+  get maxLength(): number {
+    return this.longest;
+  }
+
+  /** Adds values to mask from now on (a rotated lease's new password). */
+  add(values: MaskValue[]): void {
     for (const { variable, value } of values) {
       if (value.length < MIN_MASK_LENGTH) continue;
       for (const form of encodedForms(value)) if (!this.owner.has(form)) this.owner.set(form, variable);
     }
     const patterns = [...this.owner.keys()].sort((a, b) => b.length - a.length);
-    this.maxLength = patterns.length > 0 ? patterns[0].length : 0;
+    this.longest = patterns.length > 0 ? patterns[0].length : 0;
     this.re = patterns.length > 0 ? new RegExp(patterns.map(escapeRe).join('|'), 'g') : null;
   }
 

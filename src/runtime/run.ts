@@ -8,15 +8,16 @@ import { Masker, type MaskValue, maskValuesOf, partitionValues } from './masking
 import type { Reporter } from './reporter.js';
 import {
   type CredsSpec,
-  credsFixedVariables,
+  credsSpecVariables,
+  credsVariables,
   fieldOf,
-  leaseVariables,
   MLFLOW_AUTH_VARIABLES,
   mlflowSecretVariables,
+  passwordVariables,
   type SecretSpec,
   SpecError,
 } from './specs.js';
-import { exitCodeOf, SignalTrap, SpawnError, startChild } from './supervisor.js';
+import { exitCodeOf, SignalTrap, SpawnError, type Supervised, startChild } from './supervisor.js';
 import { VAULT_CHILD_VARIABLES, VAULT_UNSUPPORTED_VARIABLES, vaultEnv } from './vault.js';
 
 export interface RunOptions {
@@ -46,12 +47,20 @@ export interface RunOptions {
   expectMs?: number;
   /** `--strict-expect`: exit 1 before starting the command when something ends before `expectMs`. */
   strictExpect?: boolean;
+  /** With `files`: the signal sent to the child (its process group) after a lease was rotated. */
+  onRotate?: NodeJS.Signals;
+  /** With `files`: how long a rotated lease is kept before it is revoked (default 30 s). */
+  rotateGraceMs?: number;
   /** Override the process-group decision (tests); default: detached unless stdin is a terminal. */
   detached?: boolean;
 }
 
 /** How long a managed-identity token is announced for when the Custody token never expires. */
 const MI_TOKEN_HORIZON_MS = 3_600_000;
+
+/** Who sets a lease's variables, in messages. */
+const credsOwner = (c: CredsSpec) =>
+  c.fields ? `--env-template creds:${c.env}/${c.engine}/${c.role}` : `--creds ${c.prefix}`;
 
 /** Variables the options themselves set (→ the option): no `--secret`/`--creds` variable may take one. */
 function reservedOwners(opts: Pick<RunOptions, 'vault' | 'azure' | 'mlflowSecret'>): Map<string, string> {
@@ -82,7 +91,7 @@ export function checkVariableClashes(
     owner.set(variable, by);
   };
   for (const s of opts.secrets) claim(s.variable, `--secret ${s.variable}`);
-  for (const c of opts.creds) for (const v of credsFixedVariables(c.prefix)) claim(v, `--creds ${c.prefix}`);
+  for (const c of opts.creds) for (const v of credsSpecVariables(c)) claim(v, credsOwner(c));
 }
 
 /** The parent's environment minus what the child must not inherit. */
@@ -185,6 +194,9 @@ export async function runJob(
   let leases: LeaseKeeper | null = null;
   let azure: AzureSetup | null = null;
   let files: SecretFiles | null = null;
+  let running: Supervised | null = null;
+  /** The variables delivered as files (rewritten when their lease is rotated). */
+  const fileVars = new Set<string>();
   try {
     const api = await clientFor(identity);
     client = api;
@@ -198,6 +210,27 @@ export async function runJob(
     const childVars: Record<string, string> = {};
     /** What the output masking hides (whole values; JSON fields are added below). */
     const toMask: MaskValue[] = [];
+    let masker: Masker | undefined;
+    if (opts.files && opts.creds.length > 0) {
+      // A file can be rewritten: a lease near its max TTL is replaced by a fresh one.
+      keeper.enableRotation({
+        graceMs: opts.rotateGraceMs ?? 30_000,
+        deliver: (spec, issued) => {
+          const vars = credsVariables(spec, issued);
+          const secretsNow = passwordVariables(spec).map((variable) => ({
+            variable,
+            value: issued.password,
+          }));
+          toMask.push(...secretsNow);
+          masker?.add(secretsNow);
+          for (const [k, v] of vars) {
+            if (files && fileVars.has(k)) files.rewrite(k, v);
+            else if (!files) childVars[k] = v;
+          }
+          if (running && opts.onRotate) running.signal(opts.onRotate);
+        },
+      });
+    }
     // Secrets, in parallel; the first failure wins.
     const values = await Promise.all(
       opts.secrets.map(async (s) => {
@@ -237,20 +270,21 @@ export async function runJob(
           'Use --creds PREFIX=… for other engines.',
         );
       }
-      for (const [k, v] of leaseVariables(issued, spec.prefix)) {
+      const by = credsOwner(spec);
+      for (const [k, v] of credsVariables(spec, issued)) {
         const prev = owner.get(k);
-        if (prev !== undefined && prev !== `--creds ${spec.prefix}`) {
+        if (prev !== undefined && prev !== by) {
           throw new CliError(
             'VariableClash',
-            `The lease of --creds ${spec.prefix} sets ${k}, which ${prev} sets too`,
+            `The lease of ${by} sets ${k}, which ${prev} sets too`,
             'Use another --creds prefix or --secret variable name.',
             2,
           );
         }
-        owner.set(k, `--creds ${spec.prefix}`);
+        owner.set(k, by);
         childVars[k] = v;
       }
-      toMask.push({ variable: `${spec.prefix}_PASSWORD`, value: issued.password });
+      for (const variable of passwordVariables(spec)) toMask.push({ variable, value: issued.password });
       checkAbort();
     }
 
@@ -294,7 +328,6 @@ export async function runJob(
       });
       Object.assign(env, azure.env);
     }
-    let masker: Masker | undefined;
     if (opts.mask !== false) {
       const { masked, short } = partitionValues(toMask.filter((m) => m.value === childVars[m.variable]));
       if (short.length > 0)
@@ -309,7 +342,10 @@ export async function runJob(
     if (opts.files) {
       const secretFiles = SecretFiles.create(parentEnv);
       files = secretFiles;
-      for (const [k, v] of Object.entries(childVars)) childVars[k] = secretFiles.write(k, v);
+      for (const [k, v] of Object.entries(childVars)) {
+        childVars[k] = secretFiles.write(k, v);
+        fileVars.add(k);
+      }
     }
     Object.assign(env, childVars);
     checkAbort();
@@ -337,6 +373,7 @@ export async function runJob(
       }
       throw err;
     }
+    running = child;
     trap.deliverTo((signal) => child.forward(signal));
     const exit = await child.exited;
     return exit.exitCode;

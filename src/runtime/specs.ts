@@ -21,6 +21,12 @@ export interface CredsSpec {
   env: string;
   engine: string;
   role: string;
+  /**
+   * `--env-template` `VAR=creds:ENV/ENGINE/ROLE#field` lines: only these variables, each one field
+   * of the (one, shared) lease (`username`, `password`, `lease_id` or a data field), instead of the
+   * PREFIX_* set.
+   */
+  fields?: [variable: string, field: string][];
 }
 
 /** A spec that cannot be parsed: a usage error (exit 2) in the CLI. */
@@ -175,6 +181,115 @@ export const credsFixedVariables = (prefix: string) => [
   `${prefix}_PASSWORD`,
   `${prefix}_LEASE_ID`,
 ];
+
+/** What a spec sets before the lease is known: a template's variables, or the fixed three. */
+export const credsSpecVariables = (spec: CredsSpec) =>
+  spec.fields ? spec.fields.map(([v]) => v) : credsFixedVariables(spec.prefix);
+
+/** One field of an issued lease: `username`, `password`, `lease_id`, or a data field (exact, else any case). */
+export function leaseField(issued: IssuedFields, field: string, what: string): string {
+  if (field === 'username') return issued.username;
+  if (field === 'password') return issued.password;
+  if (field === 'lease_id') return issued.lease_id;
+  const data = issued.data ?? {};
+  if (Object.hasOwn(data, field)) return data[field];
+  const key = Object.keys(data).find((k) => k.toLowerCase() === field.toLowerCase());
+  if (key !== undefined) return data[key];
+  const fields = ['username', 'password', 'lease_id', ...Object.keys(data)].join(', ');
+  throw new CustodyError(
+    'FieldNotFound',
+    404,
+    `the lease of ${what} has no field ${field}`,
+    `Its fields: ${fields}.`,
+  );
+}
+
+/** The variables a spec sets from its lease: the template's picks, or `leaseVariables`. */
+export function credsVariables(spec: CredsSpec, issued: IssuedFields): [string, string][] {
+  if (!spec.fields) return leaseVariables(issued, spec.prefix);
+  const what = `${spec.env}/${spec.engine}/${spec.role}`;
+  return spec.fields.map(([v, f]) => [v, leaseField(issued, f, what)]);
+}
+
+/** The variables that hold a lease's password (for masking). */
+export function passwordVariables(spec: CredsSpec): string[] {
+  if (!spec.fields) return [`${spec.prefix}_PASSWORD`];
+  return spec.fields.filter(([, f]) => f === 'password').map(([v]) => v);
+}
+
+/**
+ * An `--env-template` file: `VAR=ENV/NAME[#field]` (a secret) or
+ * `VAR=creds:ENV/ENGINE/ROLE#field` (a field of a lease; every line on one role shares one lease),
+ * `#` comment lines and blank lines. Errors name the file and the line.
+ */
+export function parseEnvTemplate(text: string, file: string): { secrets: SecretSpec[]; creds: CredsSpec[] } {
+  const secrets: SecretSpec[] = [];
+  const creds = new Map<string, CredsSpec & { fields: [string, string][] }>();
+  const seen = new Map<string, number>();
+  const lines = text.split(/\r?\n/);
+  lines.forEach((raw, i) => {
+    const n = i + 1;
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const at = (err: unknown): never => {
+      if (err instanceof SpecError)
+        throw new SpecError(err.code, `--env-template ${file}:${n}: ${err.message}`, err.hint);
+      throw err;
+    };
+    const eq = line.indexOf('=');
+    const variable = eq > 0 ? line.slice(0, eq).trim() : '';
+    const ref = eq > 0 ? line.slice(eq + 1).trim() : '';
+    if (!isVariableName(variable) || ref === '')
+      at(
+        new SpecError(
+          'InvalidTemplateLine',
+          'not VAR=ENV/NAME[#field] or VAR=creds:ENV/ENGINE/ROLE#field',
+          'Example lines: DB_URL=prod/db/url and PGUSER=creds:prod/warehouse/reader#username.',
+        ),
+      );
+    const prev = seen.get(variable);
+    if (prev !== undefined)
+      at(
+        new SpecError(
+          'VariableClash',
+          `${variable} is already set on line ${prev}`,
+          'Set each variable once.',
+        ),
+      );
+    seen.set(variable, n);
+    if (!ref.startsWith('creds:')) {
+      try {
+        secrets.push(parseSecretSpec(`${variable}=${ref}`));
+      } catch (err) {
+        at(err);
+      }
+      return;
+    }
+    const rest = ref.slice('creds:'.length);
+    const hash = rest.indexOf('#');
+    const field = hash === -1 ? '' : rest.slice(hash + 1).trim();
+    if (field === '')
+      at(
+        new SpecError(
+          'InvalidTemplateLine',
+          `${variable}: a creds: reference needs #username, #password, #lease_id or #<data field>`,
+          `Example: ${variable}=creds:prod/warehouse/reader#username.`,
+        ),
+      );
+    const roleRef = rest.slice(0, hash).trim();
+    let spec: CredsSpec | undefined;
+    try {
+      spec = parseCredsSpec(`${variable}=${roleRef}`);
+    } catch (err) {
+      at(err);
+    }
+    const key = roleRef;
+    const held = creds.get(key);
+    if (held) held.fields.push([variable, field]);
+    else if (spec) creds.set(key, { ...spec, prefix: roleRef, fields: [[variable, field]] });
+  });
+  return { secrets, creds: [...creds.values()] };
+}
 
 /** The variables an MLflow client reads its credentials from. */
 export const MLFLOW_AUTH_VARIABLES = [

@@ -52,6 +52,8 @@ export interface Supervised {
    * first time, arms the grace timer that ends in SIGKILL.
    */
   forward(signal: NodeJS.Signals): void;
+  /** Sends a signal (e.g. `--on-rotate SIGHUP`) to the child (its process group when detached); no kill timer. */
+  signal(signal: NodeJS.Signals): void;
 }
 
 /** The child could not be started (not found, not executable…). */
@@ -114,6 +116,9 @@ export function startChild(opts: ChildOptions): Promise<Supervised> {
         pid,
         detached,
         exited,
+        signal(signal) {
+          if (!done) send(signal);
+        },
         forward(signal) {
           if (done) return;
           // In the terminal's group the child got Ctrl-C from the terminal already: do not double it.

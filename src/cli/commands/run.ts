@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { resolveWorkloadIdentity } from '../../runtime/identity.js';
 import { stderrReporter } from '../../runtime/reporter.js';
@@ -5,6 +7,7 @@ import { checkVariableClashes, runJob } from '../../runtime/run.js';
 import {
   type CredsSpec,
   parseCredsSpec,
+  parseEnvTemplate,
   parseMlflowSecretSpec,
   parseSecretSpec,
   type SecretSpec,
@@ -62,6 +65,19 @@ export function registerRun(program: Command): void {
       'deliver each value as a 0600 file in a private tmpfs directory (/dev/shm); the variable holds its path',
     )
     .option(
+      '--env-template <file>',
+      'variables from a file: VAR=ENV/NAME[#field] or VAR=creds:ENV/ENGINE/ROLE#username|password|lease_id|<field>',
+    )
+    .option(
+      '--on-rotate <signal>',
+      'with --files: after a lease near its max TTL was replaced (files rewritten), send this signal (e.g. SIGHUP)',
+    )
+    .option(
+      '--rotate-grace <duration>',
+      'with --files: keep a replaced lease this long (a connection pool can drain), then revoke it',
+      '30s',
+    )
+    .option(
       '--login <ENV/METHOD/ROLE>',
       'log in as a workload (with --jwt-file, or --role-id + --secret-id-file)',
     )
@@ -91,6 +107,29 @@ export function registerRun(program: Command): void {
         );
       const secrets: SecretSpec[] = asUsage(() => (o.secret ?? []).map(parseSecretSpec));
       const creds: CredsSpec[] = asUsage(() => (o.creds ?? []).map(parseCredsSpec));
+      if (o.envTemplate) {
+        let text: string;
+        try {
+          text = readFileSync(o.envTemplate, 'utf8');
+        } catch (err) {
+          throw usageError(
+            `--env-template ${o.envTemplate}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+            'Give the path of a readable file.',
+          );
+        }
+        const t = asUsage(() => parseEnvTemplate(text, o.envTemplate));
+        secrets.push(...t.secrets);
+        creds.push(...t.creds);
+      }
+      let onRotate: NodeJS.Signals | undefined;
+      if (o.onRotate !== undefined) {
+        const name = String(o.onRotate).toUpperCase();
+        const sig = name.startsWith('SIG') ? name : `SIG${name}`;
+        if (!(sig in constants.signals) || sig === 'SIGKILL' || sig === 'SIGSTOP')
+          throw usageError(`--on-rotate: ${o.onRotate} is not a signal name`, 'Example: --on-rotate SIGHUP.');
+        onRotate = sig as NodeJS.Signals;
+      }
+      const rotateGraceMs = A.seconds(o.rotateGrace, '--rotate-grace') * 1000;
       const mlflowPrefix = o.mlflow ? 'MLFLOW' : undefined;
       if (o.mlflow) creds.push(asUsage(() => parseCredsSpec(`MLFLOW=${o.mlflow}`)));
       const mlflowSecret = o.mlflowSecret ? asUsage(() => parseMlflowSecretSpec(o.mlflowSecret)) : undefined;
@@ -138,6 +177,8 @@ export function registerRun(program: Command): void {
           files: o.files === true,
           expectMs,
           strictExpect: o.strictExpect === true,
+          onRotate,
+          rotateGraceMs,
         },
         report,
       );
@@ -152,6 +193,14 @@ export function registerRun(program: Command): void {
     '$ custody run --login prod/jwt/train --jwt-file /var/run/secrets/job.jwt --creds PG=prod/warehouse/reader -- ./etl.sh',
     '$ custody run --login prod/approle/etl --role-id "$ROLE_ID" --secret-id-file /run/secret-id -- ./etl.sh',
     '$ custody run --expect 36h --strict-expect --creds PG=prod/warehouse/reader -- python train.py',
+    '$ custody run --files --on-rotate SIGHUP --creds PG=prod/warehouse/reader -- ./server   # re-reads $PG_PASSWORD on SIGHUP',
+    '$ custody run --env-template job.env -- ./etl.sh',
+    '',
+    'job.env (# comments, blank lines; every creds: line on one role shares one lease):',
+    '    API_KEY=prod/openai/key',
+    '    DB_HOST=prod/db/credentials#host',
+    '    PGUSER=creds:prod/warehouse/reader#username',
+    '    PGPASSWORD=creds:prod/warehouse/reader#password',
     '',
     'Identity, first match wins: --login with --jwt-file or --role-id/--secret-id-file; CUSTODY_JWT_FILE',
     '(+ CUSTODY_LOGIN=ENV/METHOD/ROLE); the Kubernetes service-account token with CUSTODY_LOGIN;',
@@ -163,6 +212,12 @@ export function registerRun(program: Command): void {
     "while the command runs (never past the role's max TTL: a warning says when that is near) and",
     'revoked as soon as it exits, also when it crashes or custody run gets SIGINT/SIGTERM/SIGHUP.',
     "Those signals go to the command's process group; after --kill-grace it is killed (SIGKILL).",
+    '',
+    "Past the max TTL: with --files, a lease whose role's max TTL is near (within max(2s, TTL/3)) is",
+    'replaced by a fresh one before it ends: its files are rewritten atomically, the new password is',
+    'masked, the --on-rotate signal goes to the command, and the old lease is revoked after',
+    '--rotate-grace. Without --files the environment cannot change: the command keeps the old',
+    "credentials until the lease's max TTL (a warning says when).",
     '',
     "Exit code: the command's, or 128+signal when a signal ended it; 2 for usage errors; 1 when",
     'something failed before the command started (then nothing was left running or issued).',
