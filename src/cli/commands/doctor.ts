@@ -1,8 +1,9 @@
-import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { type Agent, request } from 'undici';
-import type { ClientConfig, ProviderName } from '../../client/config.js';
+import type { AuthMode, ClientConfig, ProviderName } from '../../client/config.js';
 import { statusOf } from '../../client/errors.js';
+import { HostPolicy } from '../../client/mlflow/allowlist.js';
+import { type Credential, credentialFor, parseSecret } from '../../client/mlflow/credentials.js';
 import { describeError, redact } from '../../client/redact.js';
 import { parseDuration } from '../../duration.js';
 import * as A from '../args.js';
@@ -12,11 +13,9 @@ import { usageError } from '../errors.js';
 /*
  * `custody doctor`: every step between a job and an authenticated MLflow request, each a
  * PASS/FAIL/WARN line with an actionable hint. Secret values are never printed: every line goes
- * through the client's `redact` with the values this process has seen.
- *
- * The allowlist decision is implemented here (src/client/mlflow/allowlist.ts did not exist yet):
- * `MLFLOW_SECRETS_ALLOWED_HOSTS` globs (`*`, `?` within one label; `host:port` patterns match the
- * port too), https required except for loopback hosts.
+ * through the client's `redact` with the values this process has seen. The allowlist and the
+ * secret formats are the client's own (src/client/mlflow), so doctor judges exactly what the proxy
+ * and fetchWithAuth would send.
  */
 
 /** The client SDK loads the AWS and Azure SDKs: imported only when a command runs, not for `--help`. */
@@ -116,120 +115,6 @@ export function classifyNetworkError(
   };
 }
 
-// ---- allowlist ----------------------------------------------------------------------------
-
-function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const ch = glob[i];
-    if (ch === '*') re += '[^.]*';
-    else if (ch === '?') re += '[^.]';
-    else if (ch === '[') {
-      const end = glob.indexOf(']', i + 1);
-      if (end > i + 1) {
-        re += `[${glob.slice(i + 1, end).replace(/\\/g, '\\\\')}]`;
-        i = end;
-      } else re += '\\[';
-    } else re += ch.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`, 'i');
-}
-
-export function isLoopback(hostname: string): boolean {
-  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  if (h === 'localhost') return true;
-  if (isIP(h) === 4) return h.startsWith('127.');
-  return h === '::1';
-}
-
-/** Whether credentials may be sent to `url`: `{ allowed, reason }`. */
-export function allowlistDecision(
-  url: URL,
-  allowedHosts: string[] | undefined,
-): { allowed: boolean; reason: string; warn?: boolean } {
-  const host = url.hostname.toLowerCase();
-  if (url.protocol !== 'https:' && url.protocol !== 'http:')
-    return { allowed: false, reason: `${url.protocol} is not http(s)` };
-  if (url.protocol === 'http:' && !isLoopback(host)) {
-    return { allowed: false, reason: `plain http to ${host} would send the credential in clear text` };
-  }
-  if (allowedHosts === undefined) {
-    return {
-      allowed: true,
-      warn: true,
-      reason: `MLFLOW_SECRETS_ALLOWED_HOSTS is not set: credentials would be sent to any host, ${host} included`,
-    };
-  }
-  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
-  const bare = host.replace(/^\[|\]$/g, '');
-  for (const pattern of allowedHosts) {
-    const withPort = /^\[.*\](:.*)?$/.test(pattern)
-      ? pattern.includes(']:')
-      : pattern.includes(':') && !isIP(pattern);
-    const subject = withPort ? `${host}:${port}` : pattern.startsWith('[') ? host : bare;
-    if (globToRegExp(pattern).test(subject)) return { allowed: true, reason: `${host} matches "${pattern}"` };
-  }
-  return {
-    allowed: false,
-    reason: `${host} matches none of MLFLOW_SECRETS_ALLOWED_HOSTS (${allowedHosts.join(', ')})`,
-  };
-}
-
-// ---- secret format ------------------------------------------------------------------------
-
-export type ParsedCredential =
-  | { kind: 'token'; token: string }
-  | { kind: 'basic'; username: string; password: string };
-
-/** Parses the MLflow credential: `{"token"}`, `{"username","password"}`, `user:pass` (basic) or a token. */
-export function parseCredential(value: string, mode: 'bearer' | 'basic'): ParsedCredential {
-  const text = value.trim();
-  if (!text) throw new Error('the secret is empty');
-  let obj: unknown;
-  if (text.startsWith('{') || text.startsWith('[')) {
-    try {
-      obj = JSON.parse(text);
-    } catch {
-      throw new Error('the secret looks like JSON but does not parse');
-    }
-    if (!obj || typeof obj !== 'object' || Array.isArray(obj))
-      throw new Error('the secret JSON is not an object');
-    const o = obj as Record<string, unknown>;
-    const str = (k: string) => (typeof o[k] === 'string' ? (o[k] as string).trim() : undefined);
-    const token = str('token');
-    const username = str('username');
-    const password = str('password');
-    if (username !== undefined || password !== undefined) {
-      if (!username || !password) throw new Error('"username" and "password" must both be non-empty strings');
-      if (mode === 'bearer')
-        throw new Error(
-          'the secret holds username/password but the auth mode is bearer (set MLFLOW_<P>_AUTH_MODE=basic)',
-        );
-      return { kind: 'basic', username, password };
-    }
-    if (token !== undefined) {
-      if (!token) throw new Error('"token" is empty');
-      if (mode === 'basic')
-        throw new Error('the secret holds a token but the auth mode is basic (it needs username/password)');
-      return { kind: 'token', token };
-    }
-    throw new Error('the secret JSON has neither "token" nor "username"/"password"');
-  }
-  if (mode === 'basic') {
-    const i = text.indexOf(':');
-    if (i <= 0 || i === text.length - 1)
-      throw new Error('basic auth mode needs "username:password" or JSON username/password');
-    return { kind: 'basic', username: text.slice(0, i), password: text.slice(i + 1) };
-  }
-  return { kind: 'token', token: text };
-}
-
-function authHeaderValue(c: ParsedCredential): string {
-  return c.kind === 'token'
-    ? `Bearer ${c.token}`
-    : `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
-}
-
 // ---- the checks ---------------------------------------------------------------------------
 
 interface DoctorOptions {
@@ -249,7 +134,7 @@ class Doctor {
   readonly checks: Check[] = [];
   readonly known = new Set<string>();
   constructor(readonly lib: Sdk) {}
-  credential: { provider: ProviderName; cred: ParsedCredential } | undefined;
+  credential: { provider: ProviderName; cred: Credential } | undefined;
 
   add(status: CheckStatus, name: string, detail: string, hint?: string): void {
     const known = [...this.known];
@@ -380,7 +265,7 @@ async function checkCustody(d: Doctor, config: ClientConfig, expectSec: number |
       return;
     }
     d.add('PASS', 'custody: permission', `may read ${ref}`);
-    formatCheck(d, 'custody', value, c.authMode);
+    formatCheck(d, 'custody', value, c.authMode, config.authHeaderName);
 
     // Lifetimes.
     if (expectSec !== undefined) {
@@ -427,16 +312,21 @@ async function checkCustody(d: Doctor, config: ClientConfig, expectSec: number |
   }
 }
 
-function formatCheck(d: Doctor, provider: ProviderName, value: string, mode: 'bearer' | 'basic'): void {
+function formatCheck(
+  d: Doctor,
+  provider: ProviderName,
+  value: string,
+  mode: AuthMode,
+  headerName: string,
+): void {
   try {
-    const cred = parseCredential(value, mode);
-    if (cred.kind === 'basic')
-      d.remember(cred.password, Buffer.from(`${cred.username}:${cred.password}`).toString('base64'));
-    else d.remember(cred.token);
+    const secret = parseSecret(value);
+    const cred = credentialFor(secret, { authMode: mode, headerName });
+    d.remember(...cred.secrets, cred.value);
     d.add(
       'PASS',
       `${provider}: secret format`,
-      cred.kind === 'basic' ? `username + password (${mode} mode)` : `token (${mode} mode)`,
+      `${secret.kind === 'basic' ? 'username + password' : 'token'} (${mode} mode)`,
     );
     d.credential ??= { provider, cred };
   } catch (err) {
@@ -528,7 +418,7 @@ async function checkGenericProvider(
         : p === 'aws-secrets-manager'
           ? config.aws.authMode
           : config.azure.authMode;
-    formatCheck(d, p, value, mode);
+    formatCheck(d, p, value, mode, config.authHeaderName);
   } catch (err) {
     const status = statusOf(err);
     const msg = describeError(err);
@@ -570,38 +460,49 @@ async function checkGenericProvider(
 }
 
 async function checkMlflow(d: Doctor, config: ClientConfig, url: URL): Promise<void> {
-  const decision = allowlistDecision(url, config.allowedHosts);
+  const host = url.hostname.toLowerCase();
+  const allowed = config.allowedHosts ?? [];
+  const decision = new HostPolicy({ allowedHosts: allowed }).check(url);
   if (!decision.allowed) {
+    const why =
+      decision.reason === 'insecure'
+        ? `plain http to ${host} would send the credential in clear text`
+        : decision.reason === 'not-allowed'
+          ? `${host} matches none of MLFLOW_SECRETS_ALLOWED_HOSTS (${allowed.join(', ')})`
+          : decision.message;
     d.add(
       'FAIL',
       'allowlist',
-      `credentials refused for ${url.origin}: ${decision.reason}`,
-      url.protocol === 'http:'
+      `credentials refused for ${url.origin}: ${why}`,
+      decision.reason === 'insecure'
         ? 'use https for a non-loopback MLflow server'
         : `add the host to MLFLOW_SECRETS_ALLOWED_HOSTS if it is yours (beware look-alike domains)`,
     );
     d.add('WARN', 'mlflow: authenticated request', 'skipped: the host is not allowed');
     return;
   }
-  d.add(
-    decision.warn ? 'WARN' : 'PASS',
-    'allowlist',
-    decision.reason,
-    decision.warn ? `set MLFLOW_SECRETS_ALLOWED_HOSTS=${url.hostname}` : undefined,
-  );
+  if (allowed.length === 0) {
+    d.add(
+      'WARN',
+      'allowlist',
+      `MLFLOW_SECRETS_ALLOWED_HOSTS is not set: credentials would be sent to any host, ${host} included`,
+      `set MLFLOW_SECRETS_ALLOWED_HOSTS=${url.hostname}`,
+    );
+  } else {
+    d.add('PASS', 'allowlist', `${host} is on MLFLOW_SECRETS_ALLOWED_HOSTS (${allowed.join(', ')})`);
+  }
   if (!d.credential) {
     d.add('WARN', 'mlflow: authenticated request', 'skipped: no usable credential');
     return;
   }
   const target = `${url.origin}${url.pathname.replace(/\/+$/, '')}/api/2.0/mlflow/experiments/search?max_results=1`;
-  const header = authHeaderValue(d.credential.cred);
-  d.remember(header);
+  const { header: headerName, value: header } = d.credential.cred;
   const ca = process.env.REQUESTS_CA_BUNDLE ?? process.env.MLFLOW_TRACKING_SERVER_CERT_PATH;
   let agent: Agent | undefined;
   try {
     agent = ca ? d.lib.createAgent({ caCertFile: ca }) : undefined;
     const res = await request(target, {
-      headers: { [config.authHeaderName]: header, accept: 'application/json' },
+      headers: { [headerName]: header, accept: 'application/json' },
       dispatcher: agent,
       signal: AbortSignal.timeout(15_000),
       maxRedirections: 0,
