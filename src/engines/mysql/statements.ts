@@ -1,14 +1,12 @@
 import mysql from 'mysql2/promise';
 import { badRequest } from '../../errors.js';
 import {
-  optionalStringArray,
   type Placeholder,
+  parseSqlRole,
   type Raw,
-  rejectUnknownKeys,
   renderStatement,
-  requireString,
-  validateGrantText,
-  validateStatements,
+  SQL_ROLE_FIELDS,
+  type SqlRole,
 } from '../postgresql/common.js';
 import { DEFAULT_USERNAME_TEMPLATE, validateUsernameTemplate } from '../postgresql/username.js';
 
@@ -22,22 +20,9 @@ export const MYSQL_MAX_USERNAME = 32;
  * MySQL has no VALID UNTIL, so renewal does nothing unless `renew_statements` say otherwise: the
  * lease's expiry is enforced by revoking it.
  */
-export interface MysqlRole {
-  creation_statements?: string[];
-  revocation_statements?: string[];
-  renew_statements?: string[];
-  /** `SELECT ON app.*`, `SELECT, INSERT ON app.orders`: each becomes `GRANT … TO {{name}}@'%'`. */
-  grants?: string[];
-  username_template?: string;
-}
+export type MysqlRole = SqlRole;
 
-export const ROLE_FIELDS = [
-  'creation_statements',
-  'revocation_statements',
-  'renew_statements',
-  'grants',
-  'username_template',
-] as const;
+export const ROLE_FIELDS = SQL_ROLE_FIELDS;
 
 export const DEFAULT_CREATION = "CREATE USER {{name}}@'%' IDENTIFIED BY {{password}}";
 
@@ -48,60 +33,21 @@ const GRANT_HINT =
   'Examples: "SELECT ON app.*", "SELECT, INSERT ON app.orders", "EXECUTE ON PROCEDURE app.report".';
 
 export function parseMysqlRole(raw: Raw): MysqlRole {
-  rejectUnknownKeys(raw, ROLE_FIELDS, 'MySQL role', CODE);
-  const role: MysqlRole = {};
-  const all: Placeholder[] = ['name', 'password', 'expiration'];
-  const creation = optionalStringArray(raw, 'creation_statements', CODE, STATEMENT_HINT);
-  if (creation) {
-    role.creation_statements = validateStatements(
-      creation,
-      'creation_statements',
-      all,
-      ['name', 'password'],
-      CODE,
-      STATEMENT_HINT,
-    );
-  }
-  const revocation = optionalStringArray(raw, 'revocation_statements', CODE, STATEMENT_HINT);
-  if (revocation) {
-    role.revocation_statements = validateStatements(
-      revocation,
-      'revocation_statements',
-      ['name'],
-      ['name'],
-      CODE,
-      STATEMENT_HINT,
-    );
-  }
-  const renew = optionalStringArray(raw, 'renew_statements', CODE, STATEMENT_HINT);
-  if (renew) {
-    role.renew_statements = validateStatements(
-      renew,
-      'renew_statements',
-      ['name', 'expiration'],
-      ['name'],
-      CODE,
-      STATEMENT_HINT,
-    );
-  }
-  const grants = optionalStringArray(raw, 'grants', CODE, GRANT_HINT);
-  if (grants) {
-    role.grants = grants.map((g) => {
-      const text = validateGrantText(g, CODE, GRANT_HINT);
+  return parseSqlRole(raw, {
+    what: 'MySQL role',
+    code: CODE,
+    statementHint: STATEMENT_HINT,
+    grantHint: GRANT_HINT,
+    maxUsername: MYSQL_MAX_USERNAME,
+    validateTemplate: validateUsernameTemplate,
+    defaultTemplate: DEFAULT_USERNAME_TEMPLATE,
+    checkGrant(text) {
       if (!/\sON\s/i.test(` ${text} `))
         throw badRequest(CODE, 'A MySQL grant names privileges ON an object', GRANT_HINT);
       if (text.includes('"'))
         throw badRequest(CODE, 'Quote MySQL names with backticks, not double quotes', GRANT_HINT);
-      return text;
-    });
-  }
-  if (raw.username_template !== undefined && raw.username_template !== null) {
-    role.username_template = validateUsernameTemplate(
-      requireString(raw, 'username_template', CODE, DEFAULT_USERNAME_TEMPLATE, 256),
-      MYSQL_MAX_USERNAME,
-    );
-  }
-  return role;
+    },
+  });
 }
 
 export function roleOrDefault(role: unknown): MysqlRole {

@@ -266,3 +266,73 @@ export type Phase = 'verify' | 'runtime';
 
 /** 400 while configuring (the config is what is wrong), 503/502 once running (the backend is). */
 export const statusFor = (phase: Phase, runtime: number) => (phase === 'verify' ? 400 : runtime);
+
+/** The role shape every SQL engine shares (PostgreSQL, MySQL/MariaDB). */
+export interface SqlRole {
+  creation_statements?: string[];
+  revocation_statements?: string[];
+  renew_statements?: string[];
+  grants?: string[];
+  username_template?: string;
+}
+
+export const SQL_ROLE_FIELDS = [
+  'creation_statements',
+  'revocation_statements',
+  'renew_statements',
+  'grants',
+  'username_template',
+] as const;
+
+/**
+ * Validates a SQL engine role: statement lists with their allowed/required placeholders, grants
+ * (common text checks plus the dialect's own `checkGrant`), and the username template.
+ */
+export function parseSqlRole(
+  raw: Raw,
+  o: {
+    what: string;
+    code: string;
+    statementHint: string;
+    grantHint: string;
+    maxUsername: number;
+    checkGrant: (text: string) => void;
+    validateTemplate: (template: string, maxLength: number) => string;
+    defaultTemplate: string;
+  },
+): SqlRole {
+  rejectUnknownKeys(raw, SQL_ROLE_FIELDS, o.what, o.code);
+  const role: SqlRole = {};
+  const lists: [keyof SqlRole, Placeholder[], Placeholder[]][] = [
+    ['creation_statements', ['name', 'password', 'expiration'], ['name', 'password']],
+    ['revocation_statements', ['name'], ['name']],
+    ['renew_statements', ['name', 'expiration'], ['name']],
+  ];
+  for (const [key, allowed, required] of lists) {
+    const list = optionalStringArray(raw, key, o.code, o.statementHint);
+    if (list)
+      (role as Record<string, unknown>)[key] = validateStatements(
+        list,
+        key,
+        allowed,
+        required,
+        o.code,
+        o.statementHint,
+      );
+  }
+  const grants = optionalStringArray(raw, 'grants', o.code, o.grantHint);
+  if (grants) {
+    role.grants = grants.map((g) => {
+      const text = validateGrantText(g, o.code, o.grantHint);
+      o.checkGrant(text);
+      return text;
+    });
+  }
+  if (raw.username_template !== undefined && raw.username_template !== null) {
+    role.username_template = o.validateTemplate(
+      requireString(raw, 'username_template', o.code, o.defaultTemplate, 256),
+      o.maxUsername,
+    );
+  }
+  return role;
+}

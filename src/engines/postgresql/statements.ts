@@ -1,14 +1,12 @@
 import pg from 'pg';
 import { badRequest } from '../../errors.js';
 import {
-  optionalStringArray,
   type Placeholder,
+  parseSqlRole,
   type Raw,
-  rejectUnknownKeys,
   renderStatement,
-  requireString,
-  validateGrantText,
-  validateStatements,
+  SQL_ROLE_FIELDS,
+  type SqlRole,
 } from './common.js';
 import { DEFAULT_USERNAME_TEMPLATE, validateUsernameTemplate } from './username.js';
 
@@ -20,22 +18,10 @@ export const PG_MAX_USERNAME = 63;
  * creation `CREATE ROLE … LOGIN PASSWORD … VALID UNTIL …` plus `grants`; revocation: lock the
  * role, end its sessions, `REASSIGN OWNED`/`DROP OWNED` and `DROP ROLE`; renewal `ALTER ROLE … VALID UNTIL`.
  */
-export interface PostgresRole {
-  creation_statements?: string[];
-  revocation_statements?: string[];
-  renew_statements?: string[];
-  /** `SELECT ON ALL TABLES IN SCHEMA public`, `USAGE ON SCHEMA public`, or role names to grant. */
-  grants?: string[];
-  username_template?: string;
-}
+/** `grants`: `SELECT ON ALL TABLES IN SCHEMA public`, `USAGE ON SCHEMA public`, or role names to grant. */
+export type PostgresRole = SqlRole;
 
-export const ROLE_FIELDS = [
-  'creation_statements',
-  'revocation_statements',
-  'renew_statements',
-  'grants',
-  'username_template',
-] as const;
+export const ROLE_FIELDS = SQL_ROLE_FIELDS;
 
 export const DEFAULT_CREATION =
   'CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}';
@@ -49,67 +35,28 @@ const GRANT_HINT =
 const ROLE_NAME = /^[A-Za-z0-9_$-]{1,63}$/;
 
 export function parsePostgresRole(raw: Raw): PostgresRole {
-  rejectUnknownKeys(raw, ROLE_FIELDS, 'PostgreSQL role', CODE);
-  const role: PostgresRole = {};
-  const creation = optionalStringArray(raw, 'creation_statements', CODE, STATEMENT_HINT);
-  if (creation) {
-    const all: Placeholder[] = ['name', 'password', 'expiration'];
-    role.creation_statements = validateStatements(
-      creation,
-      'creation_statements',
-      all,
-      ['name', 'password'],
-      CODE,
-      STATEMENT_HINT,
-    );
-  }
-  const revocation = optionalStringArray(raw, 'revocation_statements', CODE, STATEMENT_HINT);
-  if (revocation) {
-    role.revocation_statements = validateStatements(
-      revocation,
-      'revocation_statements',
-      ['name'],
-      ['name'],
-      CODE,
-      STATEMENT_HINT,
-    );
-  }
-  const renew = optionalStringArray(raw, 'renew_statements', CODE, STATEMENT_HINT);
-  if (renew) {
-    role.renew_statements = validateStatements(
-      renew,
-      'renew_statements',
-      ['name', 'expiration'],
-      ['name'],
-      CODE,
-      STATEMENT_HINT,
-    );
-  }
-  const grants = optionalStringArray(raw, 'grants', CODE, GRANT_HINT);
-  if (grants) {
-    role.grants = grants.map((g) => {
-      const text = validateGrantText(g, CODE, GRANT_HINT);
-      if (!/\sON\s/i.test(` ${text} `)) {
-        for (const name of text.split(',').map((s) => s.trim())) {
-          if (!ROLE_NAME.test(name)) {
-            throw badRequest(
-              CODE,
-              'A grant without ON must be a comma-separated list of role names',
-              GRANT_HINT,
-            );
-          }
+  return parseSqlRole(raw, {
+    what: 'PostgreSQL role',
+    code: CODE,
+    statementHint: STATEMENT_HINT,
+    grantHint: GRANT_HINT,
+    maxUsername: PG_MAX_USERNAME,
+    validateTemplate: validateUsernameTemplate,
+    defaultTemplate: DEFAULT_USERNAME_TEMPLATE,
+    checkGrant(text) {
+      // Without ON, a grant is a list of roles to grant membership in.
+      if (/\sON\s/i.test(` ${text} `)) return;
+      for (const name of text.split(',').map((s) => s.trim())) {
+        if (!ROLE_NAME.test(name)) {
+          throw badRequest(
+            CODE,
+            'A grant without ON must be a comma-separated list of role names',
+            GRANT_HINT,
+          );
         }
       }
-      return text;
-    });
-  }
-  if (raw.username_template !== undefined && raw.username_template !== null) {
-    role.username_template = validateUsernameTemplate(
-      requireString(raw, 'username_template', CODE, DEFAULT_USERNAME_TEMPLATE, 256),
-      PG_MAX_USERNAME,
-    );
-  }
-  return role;
+    },
+  });
 }
 
 /** A role as stored (JSON) and handed back; tolerates null for "no role" (revocation defaults). */
