@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { Agent, request } from 'undici';
 import { type ClientConfig, caHint, missingTokenError } from './config.js';
 import { CliError } from './errors.js';
-import { redact } from './redact.js';
+import { redact } from '../client/redact.js';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 

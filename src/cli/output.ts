@@ -1,5 +1,5 @@
+import { describeError, redact } from '../client/redact.js';
 import { CliError } from './errors.js';
-import { redact } from './redact.js';
 
 export type Format = 'table' | 'json';
 export const FORMATS: Format[] = ['table', 'json'];
@@ -90,8 +90,9 @@ export class Output {
 
   /** `error: <message> (<CODE>)` + `hint: …`, or the error body as one JSON line. Always redacted. */
   error(e: { code: string; message: string; hint?: string }): void {
-    const message = redact(e.message);
-    const hint = e.hint === undefined ? undefined : redact(e.hint);
+    // The CLI's own text shows `NAME=value` syntax on purpose: credential shapes only (see redact.ts).
+    const message = redact(e.message, [], { pairs: false });
+    const hint = e.hint === undefined ? undefined : redact(e.hint, [], { pairs: false });
     if (this.json) {
       this.err.write(`${JSON.stringify({ error: { code: e.code, message, ...(hint ? { hint } : {}) } })}\n`);
       return;
@@ -111,5 +112,6 @@ export function toErrorBody(err: unknown): { code: string; message: string; hint
       hint: typeof e.hint === 'string' ? e.hint : undefined,
     };
   }
-  return { code: 'InternalError', message: err instanceof Error ? err.message : String(err) };
+  // Not our text: every rule applies (a library may echo `password=…`).
+  return { code: 'InternalError', message: describeError(err) };
 }

@@ -21,6 +21,14 @@ export {
 } from './custody-client.js';
 export { CustodyClientError, statusOf } from './errors.js';
 export { type IssuedCredentials, Lease } from './lease.js';
+export {
+  encodedForms,
+  Masker,
+  MaskingStream,
+  type MaskValue,
+  MIN_MASK_LENGTH,
+  maskValuesOf,
+} from './masking.js';
 export * from './mlflow/index.js';
 export {
   AwsSecretsManagerProvider,

@@ -6,14 +6,15 @@
  * credential, `key=value` pairs of the same names, and user info in URLs. Known values (e.g. the
  * secrets a process holds) can be masked too.
  *
- * `src/cli/redact.ts` duplicates a subset of this (cst_ tokens and Bearer values); the CLI should
- * move to this module.
+ * The CLI prints its own messages and hints through it with `pairs: false`: they show command
+ * syntax such as `--secret DB_PASSWORD=prod/db/password` on purpose, and only text that came from
+ * elsewhere (a library's error) gets the `name=value` rule.
  */
 
 const SENSITIVE_NAME =
   '[A-Za-z0-9_.-]*(?:token|password|passwd|pwd|secret|key|credential|authorization)[A-Za-z0-9_.-]*';
 
-const RULES: [RegExp, string][] = [
+const CREDENTIAL_RULES: [RegExp, string][] = [
   // scheme://user:pass@host → scheme://[redacted]@host
   [/\b([a-z][a-z0-9+.-]*:\/\/)[^/\s:@"'<>]+(?::[^/\s@"'<>]*)?@/gi, '$1[redacted]@'],
   // "password": "…", "api_key": 123 (JSON)
@@ -21,19 +22,29 @@ const RULES: [RegExp, string][] = [
     new RegExp(`("${SENSITIVE_NAME}"\\s*:\\s*)(?:"(?:[^"\\\\]|\\\\.)*"|-?\\d[\\d.eE+-]*)`, 'gi'),
     '$1"[redacted]"',
   ],
-  // password=… in query strings, env lines, logfmt
-  [new RegExp(`\\b(${SENSITIVE_NAME})=(?!\\[redacted\\])[^\\s&;,"']+`, 'gi'), '$1=[redacted]'],
   [/\b(Bearer|Basic)\s+(?!\[redacted\])[A-Za-z0-9._~+/=-]+/gi, '$1 [redacted]'],
   [/\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, '[redacted-jwt]'],
   [/\b(cst|sid|rid)_[A-Za-z0-9_-]+/g, '$1_[redacted]'],
 ];
 
+// password=… in query strings, env lines, logfmt
+const PAIR_RULE: [RegExp, string] = [
+  new RegExp(`\\b(${SENSITIVE_NAME})=(?!\\[redacted\\])[^\\s&;,"']+`, 'gi'),
+  '$1=[redacted]',
+];
+
+export interface RedactOptions {
+  /** Also mask the value of `password=…`-style pairs (default true). */
+  pairs?: boolean;
+}
+
 /** Masks credentials in `text`; also every occurrence of the `known` values (longer than 3 chars). */
-export function redact(text: string, known: Iterable<string> = []): string {
+export function redact(text: string, known: Iterable<string> = [], opts: RedactOptions = {}): string {
   let out = text;
   const values = [...known].filter((v) => v.length > 3).sort((a, b) => b.length - a.length);
   for (const v of values) out = out.split(v).join('[redacted]');
-  for (const [re, to] of RULES) out = out.replace(re, to);
+  if (opts.pairs !== false) out = out.replace(PAIR_RULE[0], PAIR_RULE[1]);
+  for (const [re, to] of CREDENTIAL_RULES) out = out.replace(re, to);
   return out;
 }
 

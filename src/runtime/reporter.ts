@@ -1,9 +1,10 @@
-import { redact } from '../cli/redact.js';
+import { redact } from '../client/redact.js';
 
 /**
  * Where `custody run` says things about itself: stderr, one line each, so the child's stdout stays
  * its own. `table` format: `custody run: warning: <message> (<CODE>)`; `json`: one JSON object per
- * line. Every line goes through the CLI's redaction.
+ * line. Every line goes through the client's redaction (credential shapes; the
+ * messages show `NAME=value` command syntax on purpose).
  */
 export interface Reporter {
   warn(code: string, message: string): void;
@@ -15,7 +16,7 @@ export function stderrReporter(
   out: { write(s: string): unknown } = process.stderr,
 ): Reporter {
   const line = (level: 'warning' | 'note', code: string | undefined, message: string) => {
-    const m = redact(message);
+    const m = redact(message, [], { pairs: false });
     if (format === 'json')
       out.write(`${JSON.stringify({ custody_run: { level, ...(code ? { code } : {}), message: m } })}\n`);
     else out.write(`custody run: ${level === 'warning' ? 'warning: ' : ''}${m}${code ? ` (${code})` : ''}\n`);

@@ -1,10 +1,10 @@
 import { type ApiClient, pathOf } from '../cli/api-client.js';
 import { CliError } from '../cli/errors.js';
+import { Masker, type MaskValue, maskValuesOf, partitionValues } from '../client/masking.js';
 import { AZURE_CHILD_VARIABLES, AZURE_IDENTITY_VARIABLES, type AzureSetup, setupAzure } from './azure.js';
 import { SecretFiles } from './files.js';
 import { clientFor, type RunIdentity, TokenKeeper } from './identity.js';
 import { LeaseKeeper } from './leases.js';
-import { Masker, type MaskValue, maskValuesOf, partitionValues } from './masking.js';
 import type { Reporter } from './reporter.js';
 import {
   type CredsSpec,

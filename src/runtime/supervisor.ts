@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { type Masker, MaskingStream } from './masking.js';
+import { type Masker, MaskingStream } from '../client/masking.js';
 
 /** The signals `custody run` catches and hands to its child. */
 export const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;

@@ -58,7 +58,18 @@ describe('MLflow leak guard', () => {
     assert.ok(!isGuarded('POST', '/api/2.0/mlflow/runs/create'));
     assert.ok(!isGuarded('PUT', '/api/2.0/mlflow-artifacts/artifacts/x'));
   });
-  it('skips short values', () => {
+  it('skips values shorter than the masking minimum', () => {
     assert.deepEqual(secretForms('abc'), []);
+    assert.deepEqual(secretForms('1234567'), []);
+  });
+  it('finds a non-ASCII secret raw, \\u-escaped and base64-encoded (the masking engine forms)', () => {
+    const s = 'pässwörd-ünïcode';
+    const f = secretForms(s);
+    assert.ok(findLeak({ value: `a ${s} b` }, f));
+    const escaped = JSON.stringify(s)
+      .slice(1, -1)
+      .replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    assert.ok(findLeak({ value: escaped }, f), escaped);
+    assert.ok(findLeak({ value: Buffer.from(`x${s}`).toString('base64') }, f));
   });
 });

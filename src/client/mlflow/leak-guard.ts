@@ -1,13 +1,16 @@
 /**
  * The proxy's secret-leak guard: MLflow requests that log params, metrics, tags, batches or traces
  * are refused (or redacted) when a string in their JSON body contains a known secret value or one of
- * its encodings (base64 in all three alignments, base64url, URL-encoded, JSON-escaped).
+ * its encodings (base64 in all three alignments, base64url, URL-encoded, JSON-escaped) — the forms
+ * come from the one masking engine that `custody run` uses for a job's output.
  */
+
+import { encodedForms, MIN_MASK_LENGTH, maskValuesOf } from '../masking.js';
 
 export type LeakGuardMode = 'refuse' | 'redact' | 'off';
 
-/** Values shorter than this are not guarded (they would match everywhere). */
-export const MIN_SECRET_LENGTH = 6;
+/** Values shorter than this are not guarded (they would match everywhere): the masking minimum. */
+export const MIN_SECRET_LENGTH = MIN_MASK_LENGTH;
 
 const GUARDED =
   /^\/(?:api|ajax-api)\/[23]\.0\/mlflow\/(?:runs\/(?:log-parameter|log-metric|set-tag|log-batch)|traces(?:\/.*)?)$/;
@@ -18,45 +21,19 @@ export function isGuarded(method: string, pathname: string): boolean {
   return (m === 'POST' || m === 'PATCH' || m === 'PUT') && GUARDED.test(pathname.replace(/\/+$/, ''));
 }
 
-function base64Forms(value: string): string[] {
-  const bytes = Buffer.from(value, 'utf8');
-  const out: string[] = [];
-  for (let shift = 0; shift < 3; shift++) {
-    const enc = Buffer.concat([Buffer.alloc(shift), bytes]).toString('base64');
-    // Drop the characters touched by the padding prefix and by the end.
-    const start = shift === 0 ? 0 : shift === 1 ? 2 : 3;
-    const total = shift + bytes.length;
-    const fullGroups = Math.floor(total / 3) * 4;
-    const end = total % 3 === 0 ? fullGroups : fullGroups + (total % 3 === 1 ? 1 : 2);
-    const core = enc.slice(start, Math.max(start, end));
-    if (core.length >= MIN_SECRET_LENGTH) {
-      out.push(core, core.replace(/\+/g, '-').replace(/\//g, '_'));
-    }
-  }
-  return out;
-}
-
-/** Every form of `value` the guard looks for. */
+/**
+ * Every form of `value` the guard looks for: the same forms `custody run` masks in a job's output
+ * (src/client/masking.ts), as JavaScript strings because the guard walks parsed JSON.
+ */
 export function secretForms(value: string): string[] {
-  if (value.length < MIN_SECRET_LENGTH) return [];
-  const forms = new Set<string>([value]);
-  forms.add(encodeURIComponent(value));
-  forms.add(encodeURIComponent(value).replace(/%20/g, '+'));
-  forms.add(JSON.stringify(value).slice(1, -1));
-  for (const f of base64Forms(value)) forms.add(f);
-  return [...forms].filter((f) => f.length >= MIN_SECRET_LENGTH);
+  return encodedForms(value).map((f) => Buffer.from(f, 'latin1').toString('utf8'));
 }
 
-/** The secret values in `raw` (itself, and the string fields of a JSON object secret). */
+/** The secret values in `raw`: itself and the fields of a JSON object secret, as the masking takes them. */
 export function secretValuesOf(raw: string): string[] {
-  const out = [raw.trim()];
-  try {
-    const obj = JSON.parse(raw);
-    if (obj && typeof obj === 'object') {
-      for (const v of Object.values(obj)) if (typeof v === 'string') out.push(v.trim());
-    }
-  } catch {}
-  return out.filter((v) => v.length >= MIN_SECRET_LENGTH);
+  return maskValuesOf('secret', raw.trim())
+    .map((v) => v.value)
+    .filter((v) => v.length >= MIN_SECRET_LENGTH);
 }
 
 export interface Leak {

@@ -1,11 +1,12 @@
 import { Transform, type TransformCallback } from 'node:stream';
 
 /**
- * Output masking for `custody run`: the child's stdout and stderr go through a MaskingStream that
- * replaces every injected value — and its base64 (three alignments), URL-encoded and JSON-escaped
- * forms — by `<redacted:VAR>`. One combined pattern (longest alternative first) is matched over the
- * bytes in a single pass; a tail of (longest pattern − 1) bytes is held back so that a value split
- * across writes is still caught, and flushed after a short quiet time so output stays streamed.
+ * The one masking engine for secret values: `custody run` masks a job's stdout/stderr with it, and
+ * the MLflow proxy's leak guard looks for the same forms. A MaskingStream replaces every injected
+ * value — and its base64 (three alignments), URL-encoded and JSON-escaped forms — by
+ * `<redacted:VAR>`. One combined pattern (longest alternative first) is matched over the bytes in a
+ * single pass; a tail of (longest pattern − 1) bytes is held back so that a value split across writes
+ * is still caught, and flushed after a short quiet time so output stays streamed.
  */
 
 /** Values shorter than this are not masked (too many false positives): a warning names them. */
@@ -29,8 +30,9 @@ export function base64Aligned(value: Buffer, offset: 0 | 1 | 2, url = false): st
   return b64.slice(start, end);
 }
 
-/** Every form of `value` that is masked (as latin1 strings: one char per byte), without duplicates. */
+/** Every form of `value` that is masked (latin1 strings: one char per byte), without duplicates; none for a short value. */
 export function encodedForms(value: string): string[] {
+  if (value.length < MIN_MASK_LENGTH) return [];
   const bytes = Buffer.from(value, 'utf8');
   const forms = new Set<string>();
   forms.add(bytes.toString('latin1'));

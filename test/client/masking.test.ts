@@ -8,7 +8,7 @@ import {
   MaskingStream,
   maskValuesOf,
   partitionValues,
-} from '../../src/runtime/masking.js';
+} from '../../src/client/masking.js';
 
 /** Writes `chunks` through a MaskingStream; resolves with all the output. */
 async function through(masker: Masker, chunks: (string | Buffer)[], quietMs = 50): Promise<string> {
