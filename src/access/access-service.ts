@@ -403,7 +403,13 @@ export function createAccessService(storage: Storage, identities: IdentityServic
 }
 
 const deny = (reason: string): Decision => ({ allowed: false, source: null, reason });
-const SELF_ACTIONS = new Set(['token/lookup-self', 'token/renew-self', 'token/revoke-self']);
+/** What any valid token may do about itself (a job's notice is about its own run). */
+const SELF_ACTIONS = new Set([
+  'token/lookup-self',
+  'token/renew-self',
+  'token/revoke-self',
+  'audit/notice-self',
+]);
 /** Read-only views granted by any one of several actions. */
 const ANY_OF: Record<string, string[]> = {
   'identities/read': ['access/assign', 'audit/read'],

@@ -7,6 +7,7 @@ import { azureKeyVaultRoutes } from '../compat/azure/routes.js';
 import { VAULT_PREFIX, vaultDoor } from '../compat/vault/door.js';
 import { registerErrorHandling } from './error-handler.js';
 import { accessRoutes } from './routes/access.js';
+import { auditRoutes } from './routes/audit.js';
 import { authRoutes } from './routes/auth.js';
 import { engineRoutes } from './routes/engines.js';
 import { environmentRoutes } from './routes/environments.js';
@@ -86,6 +87,7 @@ export async function buildApp({ services, logger, https }: AppOptions): Promise
   await app.register(identityRoutes, { services });
   await app.register(engineRoutes, { services });
   await app.register(leaseRoutes, { services });
+  await app.register(auditRoutes, { services });
   await app.register(vaultDoor, { services, prefix: VAULT_PREFIX });
   await app.register(azureKeyVaultRoutes, { services });
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());

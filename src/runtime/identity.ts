@@ -8,6 +8,7 @@ import {
   resolveClientConfig,
 } from '../cli/config.js';
 import { CliError } from '../cli/errors.js';
+import type { ExpiryWatch } from './expiry-watch.js';
 import type { Reporter } from './reporter.js';
 import { Timer } from './timer.js';
 
@@ -247,7 +248,18 @@ export class TokenKeeper {
     private readonly report: Reporter,
     /** With a workload login: logs in again before the token's max TTL (the client sees the new token). */
     private readonly identity?: RunIdentity,
+    /** Told when the token will end while the child runs (warnings on stderr and in the audit trail). */
+    private readonly expiry?: ExpiryWatch,
   ) {}
+
+  private watch(at: number): void {
+    this.expiry?.watch(
+      'token',
+      "the job's Custody token (and the child's VAULT_TOKEN / managed-identity token)",
+      at,
+      { auditEnd: false },
+    );
+  }
 
   /** Logins done after the first one (tests, messages). */
   relogins = 0;
@@ -280,15 +292,20 @@ export class TokenKeeper {
       this.timer.set(() => void this.relogin(), Math.max(200, (left * 2) / 3));
       return;
     }
-    if (!l.renewable) return;
+    if (!l.renewable) {
+      this.watch(l.expiresAt);
+      return;
+    }
     if (capped && l.maxExpiresAt !== null) {
-      this.warnCap(l.maxExpiresAt);
+      this.warnCap(l.maxExpiresAt, l.expiresAt);
       return;
     }
     this.timer.set(() => void this.renew(), Math.max(1000, (left * 2) / 3));
   }
 
-  private warnCap(at: number): void {
+  /** `endsAt`: when the token really ends — no renewal comes any more, so its current expiry. */
+  private warnCap(at: number, endsAt: number): void {
+    this.watch(endsAt);
     if (this.warnedCap) return;
     this.warnedCap = true;
     this.report.warn(
@@ -301,8 +318,10 @@ export class TokenKeeper {
     try {
       const { body } = await this.client.post<TokenInfoWire>('/v1/auth/token/renew-self', {});
       this.lifetime = lifetimeOf(body);
+      this.expiry?.unwatch('token');
     } catch (err) {
       const left = (this.lifetime?.expiresAt ?? 0) - Date.now();
+      if (this.lifetime?.expiresAt) this.watch(this.lifetime.expiresAt);
       this.report.warn('TokenRenewFailed', `renewing the job's token failed (${codeOf(err)}); retrying`);
       if (left > 2000 && !this.stopped) this.timer.set(() => void this.renew(), Math.min(30_000, left / 3));
       return;
@@ -322,11 +341,13 @@ export class TokenKeeper {
       const { body } = await this.client.get<TokenInfoWire>('/v1/auth/token/lookup-self');
       this.lifetime = lifetimeOf(body);
       this.relogins += 1;
+      this.expiry?.unwatch('token');
       this.report.note(
         `logged in again to ${id.login.env}/${id.login.method}/${id.login.role} before the token's max TTL`,
       );
     } catch (err) {
       const left = (this.lifetime?.expiresAt ?? 0) - Date.now();
+      if (this.lifetime?.expiresAt) this.watch(this.lifetime.expiresAt);
       this.report.warn('ReloginFailed', `logging in again failed (${codeOf(err)}); retrying`);
       if (left > 1000 && !this.stopped) this.timer.set(() => void this.relogin(), Math.min(30_000, left / 3));
       return;

@@ -1,5 +1,6 @@
 import type { ApiClient } from '../cli/api-client.js';
 import { CliError } from '../cli/errors.js';
+import type { ExpiryWatch } from './expiry-watch.js';
 import { codeOf } from './identity.js';
 import type { Reporter } from './reporter.js';
 import type { CredsSpec } from './specs.js';
@@ -78,6 +79,8 @@ export class LeaseKeeper {
   constructor(
     private readonly client: ApiClient,
     private readonly report: Reporter,
+    /** Told when a lease will end while the child runs (warnings on stderr and in the audit trail). */
+    private readonly expiry?: ExpiryWatch,
   ) {}
 
   /**
@@ -93,13 +96,21 @@ export class LeaseKeeper {
     return this.held.map((h) => h.id);
   }
 
-  /** What each held lease can last at most (for `--expect`). */
-  get lifetimes(): { id: string; prefix: string; endsAt: number }[] {
+  /**
+   * What each held lease can last at most (for `--expect`); `rotates`: with rotation on, a renewable
+   * lease is replaced by a fresh one before that end.
+   */
+  get lifetimes(): { id: string; prefix: string; endsAt: number; rotates: boolean }[] {
     return this.held.map((h) => ({
       id: h.id,
       prefix: h.spec.prefix,
       endsAt: h.renewable ? h.maxExpiresAt : h.expiresAt,
+      rotates: this.rotation !== null && h.renewable,
     }));
+  }
+
+  private watch(h: Held, endsAt: number): void {
+    this.expiry?.watch(h.id, `lease ${h.id} (${h.spec.prefix}_*)`, endsAt);
   }
 
   async issue(spec: CredsSpec): Promise<IssuedLease> {
@@ -147,6 +158,7 @@ export class LeaseKeeper {
       return;
     }
     if (!h.renewable) {
+      this.watch(h, h.expiresAt);
       h.timer.set(
         () =>
           this.report.warn(
@@ -168,7 +180,9 @@ export class LeaseKeeper {
   }
 
   private warnCap(h: Held): void {
-    if (h.capWarned || this.stopped) return;
+    if (this.stopped) return;
+    this.watch(h, h.maxExpiresAt);
+    if (h.capWarned) return;
     h.capWarned = true;
     this.report.warn(
       'LeaseMaxTtl',
@@ -195,10 +209,13 @@ export class LeaseKeeper {
           `its credentials stop working at ${iso(h.maxExpiresAt)}`,
       );
       h.capWarned = true;
+      this.watch(h, h.maxExpiresAt);
       return;
     }
     if (this.stopped) return;
     h.draining = true;
+    // Revoked after the grace, by us: not an expiry to warn about.
+    this.expiry?.unwatch(h.id);
     try {
       rotation.deliver(h.spec, issued);
     } catch (err) {
@@ -249,6 +266,7 @@ export class LeaseKeeper {
       h.maxExpiresAt = Date.parse(body.max_expires_at);
       h.renewable = body.renewable;
       h.failures = 0;
+      this.expiry?.unwatch(h.id);
       if (body.capped && !this.rotation) this.warnCap(h);
       this.schedule(h);
     } catch (err) {
@@ -262,6 +280,7 @@ export class LeaseKeeper {
           `renewing lease ${h.id} (${h.spec.prefix}_*) failed (${codeOf(err)}); ` +
             `its credentials stop working at ${iso(h.expiresAt)}`,
         );
+        this.watch(h, h.expiresAt);
         return;
       }
       if (h.failures === 1)

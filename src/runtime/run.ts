@@ -2,6 +2,7 @@ import { type ApiClient, pathOf } from '../cli/api-client.js';
 import { CliError } from '../cli/errors.js';
 import { Masker, type MaskValue, maskValuesOf, partitionValues } from '../client/masking.js';
 import { AZURE_CHILD_VARIABLES, AZURE_IDENTITY_VARIABLES, type AzureSetup, setupAzure } from './azure.js';
+import { ExpiryWatch } from './expiry-watch.js';
 import { SecretFiles } from './files.js';
 import { clientFor, type RunIdentity, TokenKeeper } from './identity.js';
 import { LeaseKeeper } from './leases.js';
@@ -18,14 +19,19 @@ import {
   SpecError,
 } from './specs.js';
 import { exitCodeOf, SignalTrap, SpawnError, type Supervised, startChild } from './supervisor.js';
-import { VAULT_CHILD_VARIABLES, VAULT_UNSUPPORTED_VARIABLES, vaultEnv } from './vault.js';
+import {
+  startVaultProxy,
+  VAULT_CHILD_VARIABLES,
+  VAULT_UNSUPPORTED_VARIABLES,
+  type VaultProxy,
+} from './vault.js';
 
 export interface RunOptions {
   command: string;
   args: string[];
   secrets: SecretSpec[];
   creds: CredsSpec[];
-  /** Set VAULT_ADDR / VAULT_TOKEN / VAULT_CACERT for the child. */
+  /** A loopback Vault API proxy for the child: VAULT_ADDR and a run-local VAULT_TOKEN. */
   vault: boolean;
   /** Managed-identity endpoint + Key Vault proxy + CA files for the child. */
   azure: boolean;
@@ -51,6 +57,8 @@ export interface RunOptions {
   onRotate?: NodeJS.Signals;
   /** With `files`: how long a rotated lease is kept before it is revoked (default 30 s). */
   rotateGraceMs?: number;
+  /** `--warn-before`: how long before a credential ends the warning comes (default 15 min). */
+  warnBeforeMs?: number;
   /** Override the process-group decision (tests); default: detached unless stdin is a terminal. */
   detached?: boolean;
 }
@@ -119,7 +127,8 @@ export function baseChildEnv(
 
 /**
  * `--expect DURATION`: says what ends first (the token's max TTL, unless a workload login renews it by
- * logging in again; each lease's max TTL, or its TTL when it cannot be renewed), and warns about what
+ * logging in again; each lease's max TTL, or its TTL when it cannot be renewed — unless `--files`
+ * rotates it), and warns about what
  * ends before the expected end. With `strict`, that is an error (exit 1) and the command never starts.
  */
 export function checkExpect(
@@ -136,7 +145,11 @@ export function checkExpect(
     const at = tokens.maxExpiresAt ?? tokens.expiresAt;
     if (at !== null) ends.push({ what: "the job's token (max TTL)", at });
   }
-  for (const l of leases.lifetimes) ends.push({ what: `lease ${l.id} (${l.prefix}_*)`, at: l.endsAt });
+  for (const l of leases.lifetimes) {
+    if (l.rotates)
+      report.note(`lease ${l.id} (${l.prefix}_*) is replaced by a fresh lease before its max TTL (--files)`);
+    else ends.push({ what: `lease ${l.id} (${l.prefix}_*)`, at: l.endsAt });
+  }
   ends.sort((a, b) => a.at - b.at);
   const target = now + expectMs;
   const human = (ms: number) => `${Math.max(0, Math.round(ms / 1000))}s`;
@@ -193,16 +206,26 @@ export async function runJob(
   let tokens: TokenKeeper | null = null;
   let leases: LeaseKeeper | null = null;
   let azure: AzureSetup | null = null;
+  let vault: VaultProxy | null = null;
   let files: SecretFiles | null = null;
   let running: Supervised | null = null;
+  let expiry: ExpiryWatch | null = null;
   /** The variables delivered as files (rewritten when their lease is rotated). */
   const fileVars = new Set<string>();
   try {
     const api = await clientFor(identity);
     client = api;
-    const keeper = new LeaseKeeper(api, report);
+    const watch = new ExpiryWatch(
+      report,
+      async (notice) => {
+        await api.post('/v1/audit/notices', notice);
+      },
+      opts.warnBeforeMs,
+    );
+    expiry = watch;
+    const keeper = new LeaseKeeper(api, report, watch);
     leases = keeper;
-    const tokenKeeper = new TokenKeeper(api, report, identity);
+    const tokenKeeper = new TokenKeeper(api, report, identity, watch);
     tokens = tokenKeeper;
     await tokenKeeper.start();
     checkAbort();
@@ -299,14 +322,13 @@ export async function runJob(
       );
     }
     if (opts.vault) {
-      Object.assign(
-        env,
-        vaultEnv({
-          addr: identity.config.addr,
-          token: identity.token,
-          caCertPath: identity.config.caCertPath,
-        }),
-      );
+      vault = await startVaultProxy({
+        addr: identity.config.addr,
+        caCertPath: identity.config.caCertPath,
+        currentToken: () => identity.token,
+      });
+      Object.assign(env, vault.env);
+      toMask.push({ variable: 'VAULT_TOKEN', value: vault.env.VAULT_TOKEN });
     }
     if (opts.azure) {
       const existingProxy = parentEnv.HTTPS_PROXY ?? parentEnv.https_proxy;
@@ -384,11 +406,14 @@ export async function runJob(
     }
     throw err;
   } finally {
+    // The child is gone: nothing it holds can expire under it any more.
+    await expiry?.stop();
     tokens?.stop();
     // Revoke first (the credentials must stop working as soon as possible), then tear down.
     await leases?.revokeAll();
     files?.remove();
     await azure?.close();
+    await vault?.close();
     await client?.close();
     trap.release();
   }

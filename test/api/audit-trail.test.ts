@@ -158,3 +158,48 @@ test('fail closed: when no audit sink accepts an entry, requests get 503 and cha
 function pick(r: { ok: boolean; line?: number; reason?: string }) {
   return r.ok ? r : { ok: r.ok, line: r.line, reason: r.reason };
 }
+
+test('a job records a notice about itself (POST /v1/audit/notices); bad bodies are 400, no token 401', async () => {
+  const dataDir = await tempDir();
+  const b = await startTestBroker({ dataDir });
+  try {
+    // A child token with no role assignment at all: a notice about itself is still allowed.
+    const child = await b.call('POST', '/v1/auth/token/create', { body: { ttl: '10m', policies: [] } });
+    assert.equal(child.status, 200, JSON.stringify(child.body));
+    const ok = await b.call('POST', '/v1/audit/notices', {
+      token: child.body.token,
+      body: { code: 'CredentialExpiresSoon', message: 'lease L stops working soon', subject: 'lease-1' },
+    });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.deepEqual(ok.body, { recorded: true });
+    for (const body of [
+      { code: 'lowercase', message: 'x' },
+      { code: 'X', message: '' },
+      { code: 'X', message: 'x'.repeat(1001) },
+      { code: 'X', message: 'x', extra: 1 },
+      { code: 'X', message: 'x', subject: 's'.repeat(201) },
+      { message: 'x' },
+    ]) {
+      const r = await b.call('POST', '/v1/audit/notices', { token: child.body.token, body });
+      assert.equal(r.status, 400, JSON.stringify(body));
+      assert.equal(typeof r.body.error.code, 'string');
+      assert.equal(typeof r.body.error.hint, 'string');
+    }
+    const anon = await b.call('POST', '/v1/audit/notices', { token: '', body: { code: 'X', message: 'x' } });
+    assert.equal(anon.status, 401);
+  } finally {
+    await b.stop({ keepData: true });
+  }
+  const entries = (await readFile(path.join(dataDir, 'audit.log'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  const notices = entries.filter((e) => e.action === 'audit/notice-self' && e.outcome === 'allowed');
+  assert.equal(notices.length, 1, 'only the valid notice is recorded as allowed');
+  assert.deepEqual(notices[0].data, {
+    code: 'CredentialExpiresSoon',
+    message: 'lease L stops working soon',
+    subject: 'lease-1',
+  });
+  assert.equal(notices[0].auth.granted_by, 'self');
+});

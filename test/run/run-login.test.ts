@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -131,6 +131,58 @@ describe('custody run: workload logins and --expect', () => {
     assert.match(r.stdout, /done/);
     assert.match(r.stderr, /logged in again to prod\/jwt\/short/);
     assert.doesNotMatch(r.stderr, /ReloginFailed|TokenRenewFailed/);
+  });
+
+  it('--vault: the child keeps reading through the loopback proxy after custody run logged in again', async () => {
+    const f = path.join(work, 'vault.jwt');
+    await writeFile(f, await issuer.sign({ sub: 'jobber', aud: 'custody' }));
+    // Reads the secret through VAULT_ADDR / VAULT_TOKEN at once and again past the first token's
+    // 3 s max TTL: without the proxy, the second read would carry an expired token.
+    const child = `
+      const read = () => fetch(process.env.VAULT_ADDR + '/v1/prod/data/api/key', {
+        headers: { 'X-Vault-Token': process.env.VAULT_TOKEN } }).then(async (r) => r.status + ':' + JSON.stringify((await r.json()).data?.data));
+      read().then((a) => setTimeout(() => read().then((b) => console.log(JSON.stringify({ a, b, t: process.env.VAULT_TOKEN }))), 4500));`;
+    const r = await cli(
+      ['run', '--vault', '--login', 'prod/jwt/short', '--jwt-file', f, '--', process.execPath, '-e', child],
+      { env: noToken },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const got = JSON.parse(r.stdout);
+    assert.match(got.a, /^200:.*key-login-123/);
+    assert.match(got.b, /^200:.*key-login-123/, 'the second read used the token of the new login');
+    assert.equal(got.t, '<redacted:VAULT_TOKEN>', "the child's VAULT_TOKEN is masked in its output");
+    assert.match(r.stderr, /logged in again to prod\/jwt\/short/);
+  });
+
+  it('warns on stderr and in the audit trail before the token ends, and when it has', async () => {
+    const f = path.join(work, 'warn.jwt');
+    await writeFile(f, await issuer.sign({ sub: 'jobber', aud: 'custody' }));
+    // A token that cannot be replaced (no --login): TTL 2 s, max TTL 3 s; the command outlives it.
+    const token = await ok(['login', 'prod/jwt/short', '--jwt-file', f]);
+    const self = await api.ok('GET', '/v1/auth/token/lookup-self', undefined, token);
+    const r = await cli(
+      ['run', '--', process.execPath, '-e', 'setTimeout(() => console.log("done"), 4500)'],
+      {
+        env: { CUSTODY_TOKEN: token },
+      },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /done/);
+    assert.match(
+      r.stderr,
+      /warning: the job's Custody token .* stops working at \S+ \(in \d+s\) while the command is still running \(CredentialExpiresSoon\)/,
+    );
+    assert.match(r.stderr, /warning: the job's Custody token .* has stopped working.*\(CredentialExpired\)/);
+    assert.ok(!r.stderr.includes(token));
+    const notices = (await readFile(path.join(broker.dataDir, 'audit.log'), 'utf8'))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.action === 'audit/notice-self' && e.type === 'request');
+    const soon = notices.find((e) => e.data?.code === 'CredentialExpiresSoon' && e.data?.subject === 'token');
+    assert.ok(soon, 'the warning is in the audit trail');
+    assert.equal(soon.outcome, 'allowed');
+    assert.equal(soon.auth.identity, self.identity_id, "recorded as the job's identity");
   });
 
   it('--expect says what ends first; --strict-expect refuses to start', async () => {

@@ -102,6 +102,8 @@ describe('custody run: lease rotation past the max TTL, --env-template', () => {
     const run = spawnCli(
       [
         'run',
+        '--expect',
+        '1h',
         '--files',
         '--on-rotate',
         'SIGHUP',
@@ -139,24 +141,33 @@ describe('custody run: lease rotation past the max TTL, --env-template', () => {
     assert.match(res.stdout, /pw=<redacted:PG_PASSWORD>/, 'the new password is masked');
     assert.match(res.stderr, /rotated before its max TTL/);
     assert.doesNotMatch(res.stderr, /LeaseMaxTtl/);
+    // --expect counts on the rotation: a lease that is replaced is not what ends the job.
+    assert.match(res.stderr, /is replaced by a fresh lease before its max TTL \(--files\)/);
+    assert.doesNotMatch(res.stderr, /ExpectExceeded|CredentialExpiresSoon|CredentialExpired/);
     assert.equal(await leaseState(rotated.lease), 'revoked');
   });
 
-  it('without --files: warns that the child keeps the old credentials, and does not rotate', async () => {
+  it('without --files: warns that the child keeps the old credentials (also before and at the end), and does not rotate', async () => {
     const r = await cli(
       [
         'run',
+        '--expect',
+        '1h',
         '--no-mask',
         '--creds',
         'PG=prod/warehouse/rot',
         '--',
         process.execPath,
         '-e',
-        'setTimeout(() => {}, 3000)',
+        'setTimeout(() => {}, 4600)',
       ],
       { env: { CUSTODY_TOKEN: jobToken }, timeoutMs: 20_000 },
     );
     assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /lease \S+ \(PG_\*\) ends first/);
+    assert.match(r.stderr, /\(ExpectExceeded\)/);
+    assert.match(r.stderr, /lease \S+ \(PG_\*\) stops working at .*\(CredentialExpiresSoon\)/);
+    assert.match(r.stderr, /lease \S+ \(PG_\*\) has stopped working.*\(CredentialExpired\)/);
     assert.equal(r.stderr.match(/\(LeaseMaxTtl\)/g)?.length, 1, r.stderr);
     assert.match(r.stderr, /without --files the child's environment cannot change/);
     assert.doesNotMatch(r.stderr, /rotated/);

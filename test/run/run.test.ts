@@ -182,7 +182,7 @@ describe('custody run: exit codes, secrets, errors', () => {
     );
   });
 
-  it('--vault sets VAULT_ADDR under the Vault door prefix, VAULT_TOKEN and VAULT_CACERT', async () => {
+  it('--vault: VAULT_ADDR is a loopback proxy, VAULT_TOKEN a masked run-local token; VAULT_NAMESPACE/CACERT dropped', async () => {
     assert.equal(VAULT_PATH_PREFIX, VAULT_PREFIX, 'the runtime and the Vault door agree on the prefix');
     const r = await cli(
       [
@@ -192,12 +192,24 @@ describe('custody run: exit codes, secrets, errors', () => {
           'console.log(JSON.stringify({a: process.env.VAULT_ADDR, t: process.env.VAULT_TOKEN, c: process.env.VAULT_CACERT, ns: process.env.VAULT_NAMESPACE ?? null}))',
         ),
       ],
-      { env: { CUSTODY_TOKEN: jobToken, VAULT_NAMESPACE: 'team-a', VAULT_TOKEN: 'stale' } },
+      {
+        env: {
+          CUSTODY_TOKEN: jobToken,
+          VAULT_NAMESPACE: 'team-a',
+          VAULT_TOKEN: 'stale',
+          VAULT_CACERT: '/elsewhere/ca.pem',
+        },
+      },
     );
     assert.equal(r.code, 0, r.stderr);
     const got = JSON.parse(r.stdout);
-    assert.deepEqual(got, { a: `${broker.url}/vault`, t: jobToken, c: broker.caCertPath, ns: null });
-    assert.match(r.stderr, /not passed to the child: VAULT_NAMESPACE/);
+    assert.match(got.a, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.deepEqual(
+      { t: got.t, ns: got.ns, c: got.c },
+      { t: '<redacted:VAULT_TOKEN>', ns: null, c: undefined },
+    );
+    assert.ok(!r.stdout.includes(jobToken) && !r.stderr.includes(jobToken));
+    assert.match(r.stderr, /not passed to the child: VAULT_NAMESPACE, VAULT_CACERT/);
   });
 
   it('--help documents the options, exit codes and examples', async () => {

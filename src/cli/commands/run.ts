@@ -95,6 +95,11 @@ export function registerRun(program: Command): void {
       '--strict-expect',
       'with --expect: exit 1 (without starting the command) when a credential ends sooner',
     )
+    .option(
+      '--warn-before <duration>',
+      'warn (stderr and audit trail) this long before a credential the command holds stops working',
+      '15m',
+    )
     .option('--pass-token', "keep CUSTODY_TOKEN in the child's environment (removed by default)")
     // Everything after the command name belongs to the command: `custody run python -u x.py`.
     .passThroughOptions()
@@ -151,6 +156,7 @@ export function registerRun(program: Command): void {
           'Example: custody run --expect 36h --strict-expect -- ./train.sh',
         );
       const expectMs = o.expect ? A.seconds(o.expect, '--expect') * 1000 : undefined;
+      const warnBeforeMs = A.seconds(o.warnBefore, '--warn-before') * 1000;
       const globals = globalsOf(cmd);
       const identity = await resolveWorkloadIdentity(globals, {
         login: o.login,
@@ -179,6 +185,7 @@ export function registerRun(program: Command): void {
           strictExpect: o.strictExpect === true,
           onRotate,
           rotateGraceMs,
+          warnBeforeMs,
         },
         report,
       );
@@ -218,6 +225,11 @@ export function registerRun(program: Command): void {
     'masked, the --on-rotate signal goes to the command, and the old lease is revoked after',
     '--rotate-grace. Without --files the environment cannot change: the command keeps the old',
     "credentials until the lease's max TTL (a warning says when).",
+    '',
+    'Before anything the command holds stops working (a lease at its max TTL, a token that cannot be',
+    'renewed or replaced by a new login), custody run warns on stderr and records the notice in the',
+    'audit trail (CredentialExpiresSoon, --warn-before ahead but not before 4/5 of its life), and',
+    'again once it has ended (CredentialExpired).',
     '',
     "Exit code: the command's, or 128+signal when a signal ended it; 2 for usage errors; 1 when",
     'something failed before the command started (then nothing was left running or issued).',
