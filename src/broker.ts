@@ -87,6 +87,8 @@ export async function startBroker(
     audit,
     onRevocation: (outcome) => metrics.leaseRevocations.inc({ outcome }),
   });
+  // As in Vault: revoking a token (a job's, or its parent's) ends the leases it issued.
+  tokens.onRevoke((accessors) => leases.endForTokens(accessors));
   const keyFile = path.join(config.dataDir, 'unseal.key');
   const operator = new OperatorService({ barrier, tokens, audit, meta, mode: config.unseal, keyFile });
 

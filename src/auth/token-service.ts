@@ -51,8 +51,12 @@ export interface TokenService {
   resolve(token: string): Promise<TokenInfo | null>;
   lookupAccessor(accessor: string): Promise<TokenInfo>;
   renew(accessor: string, incrementSeconds?: number): Promise<TokenInfo>;
-  /** Revokes the token and, recursively, every token created from it. Returns how many. */
+  /**
+   * Revokes the token and, recursively, every token created from it. Returns how many. The
+   * `onRevoke` listeners then get the revoked accessors (their leases end with them).
+   */
   revoke(accessor: string): Promise<number>;
+  onRevoke(listener: (accessors: string[]) => Promise<unknown>): void;
   purgeExpired(now?: number): Promise<number>;
 }
 
@@ -61,6 +65,7 @@ const hashToken = (token: string) => createHash('sha256').update(token, 'utf8').
 
 export function createTokenService(storage: Storage): TokenService {
   const { db } = storage;
+  const revokeListeners: ((accessors: string[]) => Promise<unknown>)[] = [];
 
   const toInfo = (r: Selectable<TokenTable>): TokenInfo => ({
     accessor: r.accessor,
@@ -201,22 +206,28 @@ export function createTokenService(storage: Storage): TokenService {
 
     async revoke(accessor) {
       await byAccessor(accessor);
-      return storage.transaction(async (trx) => {
+      const revoked = await storage.transaction(async (trx) => {
         // Breadth-first over the token tree; revoking a parent revokes every descendant.
         let frontier = [accessor];
-        let count = 0;
+        const all: string[] = [];
         while (frontier.length > 0) {
           const children = await trx
             .selectFrom('tokens')
             .select('accessor')
             .where('parent_accessor', 'in', frontier)
             .execute();
-          const res = await trx.deleteFrom('tokens').where('accessor', 'in', frontier).executeTakeFirst();
-          count += Number(res.numDeletedRows);
+          await trx.deleteFrom('tokens').where('accessor', 'in', frontier).execute();
+          all.push(...frontier);
           frontier = children.map((c) => c.accessor);
         }
-        return count;
+        return all;
       });
+      for (const l of revokeListeners) await l(revoked);
+      return revoked.length;
+    },
+
+    onRevoke(listener) {
+      revokeListeners.push(listener);
     },
 
     async purgeExpired(now = Date.now()) {

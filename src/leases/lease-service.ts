@@ -71,6 +71,11 @@ export interface LeaseService {
   ): Promise<{ leases: string[]; leftBehind: string[] }>;
   lookup(caller: TokenInfo, id: string): Promise<Lease>;
   list(filter: LeaseFilter): Promise<Lease[]>;
+  /**
+   * The leases issued with these tokens end now (the tokens were revoked): they are marked expired
+   * and due, and a reaper pass starts at once. Returns how many were marked.
+   */
+  endForTokens(accessors: string[]): Promise<number>;
   /** One reaper pass: claims due leases (safely across broker nodes) and revokes them. */
   reapOnce(now?: number): Promise<ReapResult>;
   countByState(state: LeaseState): Promise<number>;
@@ -336,6 +341,9 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
         throw badRequest('LeaseNotActive', `Lease ${id} is ${r.state}`, 'Issue new credentials.');
       if (r.renewable !== 1)
         throw badRequest('LeaseNotRenewable', `Lease ${id} is not renewable`, 'Issue new credentials.');
+      // Past its end (or ended with the token that issued it): the reaper revokes it, no renewal.
+      if (r.expires_at <= Date.now())
+        throw badRequest('LeaseExpired', `Lease ${id} has expired`, 'Issue new credentials.');
       const role = await engines.readRole(r.env, r.engine, r.role);
       const inc = incrementSeconds ?? role.ttlSeconds;
       if (!Number.isInteger(inc) || inc < 1)
@@ -361,6 +369,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
         .set({ expires_at: expiresAt, next_attempt_at: expiresAt, last_renewed_at: now, updated_at: now })
         .where('id', '=', id)
         .where('state', '=', 'active')
+        .where('expires_at', '>', now)
         .executeTakeFirst();
       if (Number(res.numUpdatedRows) !== 1)
         throw badRequest('LeaseNotActive', `Lease ${id} is being revoked`, 'Issue new credentials.');
@@ -463,6 +472,26 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       if (state) q = q.where('state', '=', state);
       if (identityId) q = q.where('identity_id', '=', identityId);
       return (await q.execute()).map(toLease);
+    },
+
+    async endForTokens(accessors) {
+      if (accessors.length === 0) return 0;
+      const now = Date.now();
+      let marked = 0;
+      // Chunks keep the IN list inside SQLite's variable limit for a large token tree.
+      for (let i = 0; i < accessors.length; i += 500) {
+        const res = await db
+          .updateTable('leases')
+          .set({ expires_at: now, next_attempt_at: now, updated_at: now })
+          .where('token_accessor', 'in', accessors.slice(i, i + 500))
+          .where('state', 'in', ['active', 'revoke-failed'])
+          .executeTakeFirst();
+        marked += Number(res.numUpdatedRows);
+      }
+      // Not awaited: the caller's revocation is done; the leases follow through the reaper's claim
+      // path (audited, retried with backoff, never twice across nodes).
+      if (marked > 0) void service.reapOnce().catch(() => {});
+      return marked;
     },
 
     async reapOnce(now = Date.now()) {

@@ -178,6 +178,59 @@ describe('PostgreSQL leases through the broker', () => {
     assert.ok(!audit.includes(password), 'the password is never in the audit trail');
   });
 
+  test('revoking a token ends the leases it (or a child token) issued; no renewal after that', async () => {
+    const { tokens } = b.broker.services;
+    const self = await b.call('GET', '/v1/auth/token/lookup-self', { token: jobToken });
+    // A parent token for the job and a child of it: revoking the parent ends the child's leases too.
+    const parent = await tokens.create({
+      policies: [],
+      identityId: self.body.identity_id,
+      env: 'prod',
+      authMethod: 'jwt',
+      ttlSeconds: 3600,
+    });
+    const child = await tokens.create({
+      policies: [],
+      identityId: self.body.identity_id,
+      env: 'prod',
+      authMethod: 'jwt',
+      ttlSeconds: 600,
+      parent: parent.info,
+    });
+    const issued = [];
+    for (const t of [parent.token, child.token]) {
+      const r = await b.call('POST', '/v1/creds/prod/warehouse/reader', { token: t, body: { ttl: '10m' } });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      issued.push(r.body);
+    }
+    // A lease of another token of the same identity is not touched.
+    const other = await b.call('POST', '/v1/creds/prod/warehouse/reader', {
+      token: jobToken,
+      body: { ttl: '10m' },
+    });
+    const rev = await b.call('POST', '/v1/auth/token/revoke', { body: { token: parent.token } });
+    assert.equal(rev.status, 200, JSON.stringify(rev.body));
+    assert.equal(rev.body.revoked, 2);
+    for (const l of issued) {
+      await waitFor(
+        'the lease of the revoked token to be revoked',
+        async () => !(await roleExists(l.username)),
+      );
+      const look = await b.call('POST', '/v1/leases/lookup', { body: { lease_id: l.lease_id } });
+      assert.equal(look.body.state, 'revoked');
+      const renew = await b.call('POST', '/v1/leases/renew', {
+        token: jobToken,
+        body: { lease_id: l.lease_id },
+      });
+      assert.equal(renew.status, 400);
+      assert.equal(renew.body.error.code, 'LeaseNotActive');
+    }
+    assert.equal(await canLogin(other.body.username, other.body.password), true);
+    const kept = await b.call('POST', '/v1/leases/lookup', { body: { lease_id: other.body.lease_id } });
+    assert.equal(kept.body.state, 'active');
+    await b.call('POST', '/v1/leases/revoke', { body: { lease_id: other.body.lease_id } });
+  });
+
   test('outage: revocations fail while the database is down, are retried, and complete when it is back', async () => {
     const issued = await Promise.all(
       [1, 2, 3].map(
