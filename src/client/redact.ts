@@ -22,7 +22,11 @@ const CREDENTIAL_RULES: [RegExp, string][] = [
     new RegExp(`("${SENSITIVE_NAME}"\\s*:\\s*)(?:"(?:[^"\\\\]|\\\\.)*"|-?\\d[\\d.eE+-]*)`, 'gi'),
     '$1"[redacted]"',
   ],
-  [/\b(Bearer|Basic)\s+(?!\[redacted\])[A-Za-z0-9._~+/=-]+/gi, '$1 [redacted]'],
+  // The header form (`Bearer x`, `BASIC x`) masks whatever follows; lower case is usually prose
+  // ("must be bearer or basic"), so there only a token-like word (6+ characters with a digit,
+  // capital or symbol) is masked.
+  [/\b(Bearer|Basic|BEARER|BASIC)\s+(?!\[redacted\])[A-Za-z0-9._~+/=-]+/g, '$1 [redacted]'],
+  [/\b(bearer|basic)\s+(?!\[redacted\])(?=[a-z]*[0-9A-Z._~+/=-])[A-Za-z0-9._~+/=-]{6,}/g, '$1 [redacted]'],
   [/\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, '[redacted-jwt]'],
   [/\b(cst|sid|rid)_[A-Za-z0-9_-]+/g, '$1_[redacted]'],
 ];

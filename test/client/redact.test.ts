@@ -54,3 +54,12 @@ test('every log line and error message is redacted', () => {
   assert.equal(r.hint, 'ask');
   assert.equal(errorFromReply(502, '<html>', 'get x').code, 'Http502');
 });
+
+test('prose about auth modes stays readable; lower-case header values that look like tokens are masked', () => {
+  assert.equal(redact('must be bearer or basic'), 'must be bearer or basic');
+  assert.equal(redact('use auth mode basic or store a token'), 'use auth mode basic or store a token');
+  assert.equal(redact('basic authentication failed'), 'basic authentication failed');
+  assert.equal(redact('authorization: bearer eyx9Q2-abc'), 'authorization: bearer [redacted]');
+  assert.equal(redact('authorization: basic dXNlcjpwYXNz'), 'authorization: basic [redacted]');
+  assert.equal(redact('Authorization: Basic q'), 'Authorization: Basic [redacted]');
+});

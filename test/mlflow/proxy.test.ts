@@ -51,10 +51,20 @@ with mlflow.start_run() as run:
     print("LEAK=" + leaked.replace("\\n", " "))
 `;
 
+const REDACT_SCRIPT = `
+import base64, os, mlflow
+mlflow.set_experiment("proxy-redact-test")
+with mlflow.start_run() as run:
+    mlflow.log_param("lr", "0.01")
+    mlflow.log_param("key", "api=" + os.environ["LEAK_VALUE"])
+    mlflow.set_tag("enc", "b64:" + base64.b64encode(os.environ["LEAK_VALUE"].encode()).decode())
+    print("RUN_ID=" + run.info.run_id)
+`;
+
 describe('custody proxy with a real MLflow client', () => {
   let ml: MlflowServer;
   let tb: TestBroker;
-  let proxy: ChildProcess | undefined;
+  const proxies: ChildProcess[] = [];
   let proxyErr = '';
   let dir: string;
   const password = `pw-${randomBytes(12).toString('hex')}`;
@@ -75,14 +85,10 @@ describe('custody proxy with a real MLflow client', () => {
     });
     assert.ok(put.status < 300, JSON.stringify(put.body));
   });
-  after(async () => {
-    proxy?.kill('SIGTERM');
-    await Promise.allSettled([ml?.stop(), tb?.stop()]);
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
-  it('logs params, metrics and an artifact with no credentials in the script; a secret param is refused', async () => {
-    proxy = spawn(
+  /** `custody proxy --secret prod/mlflow/creds` (plus `extra`); resolves with its tracking URI. */
+  async function startProxy(extra: string[]): Promise<string> {
+    proxyErr = '';
+    const proxy = spawn(
       process.execPath,
       [
         path.join(REPO, 'bin/custody'),
@@ -96,6 +102,7 @@ describe('custody proxy with a real MLflow client', () => {
         '--allow-host',
         '127.0.0.1',
         '--strict',
+        ...extra,
       ],
       {
         env: {
@@ -107,16 +114,28 @@ describe('custody proxy with a real MLflow client', () => {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
+    proxies.push(proxy);
     proxy.stderr!.on('data', (d) => (proxyErr += d));
-    const uri = await new Promise<string>((resolve, reject) => {
+    return new Promise<string>((resolve, reject) => {
       let out = '';
-      proxy!.stdout!.on('data', (d) => {
+      proxy.stdout!.on('data', (d) => {
         out += d;
+        proxyErr += d;
         const m = /MLFLOW_TRACKING_URI=(\S+)\n/.exec(out);
         if (m) resolve(m[1]);
       });
-      proxy!.on('exit', (code) => reject(new Error(`proxy exited ${code}: ${proxyErr}`)));
+      proxy.on('exit', (code) => reject(new Error(`proxy exited ${code}: ${proxyErr}`)));
     });
+  }
+
+  after(async () => {
+    for (const p of proxies) p.kill('SIGTERM');
+    await Promise.allSettled([ml?.stop(), tb?.stop()]);
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('logs params, metrics and an artifact with no credentials in the script; a secret param is refused', async () => {
+    const uri = await startProxy([]);
     assert.match(uri, /^http:\/\/127\.0\.0\.1:\d+$/);
 
     const venv = await ensureVenv();
@@ -153,6 +172,52 @@ describe('custody proxy with a real MLflow client', () => {
       ['model.txt'],
     );
     assert.ok(!proxyErr.includes(password));
+  });
+
+  it('--leak-guard redact: a secret param and a base64 tag are accepted but stored redacted', async () => {
+    const uri = await startProxy(['--leak-guard', 'redact']);
+    const venv = await ensureVenv();
+    const script = path.join(dir, 'redact.py');
+    await writeFile(script, REDACT_SCRIPT);
+    const encoded = Buffer.from(password).toString('base64');
+    const r = await run(venv.python, [script], {
+      PATH: process.env.PATH,
+      HOME: dir,
+      MLFLOW_TRACKING_URI: uri,
+      LEAK_VALUE: password,
+      MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0',
+    });
+    assert.equal(r.code, 0, `${r.err}\n--- proxy:\n${proxyErr}`);
+    const runId = /RUN_ID=(\S+)/.exec(r.out)?.[1];
+    assert.ok(runId, r.out);
+
+    const admin = { username: ml.adminUser, password: ml.adminPassword };
+    const got = await mlflowRequest(ml, '2.0/mlflow/runs/get', { query: { run_id: runId! }, auth: admin });
+    assert.equal(got.status, 200, got.text);
+    const params = Object.fromEntries(
+      (got.json.run.data.params ?? []).map((p: { key: string; value: string }) => [p.key, p.value]),
+    );
+    const tags = Object.fromEntries(
+      (got.json.run.data.tags ?? []).map((t: { key: string; value: string }) => [t.key, t.value]),
+    );
+    assert.equal(params.lr, '0.01', 'a harmless param is stored as sent');
+    assert.match(params.key, /<redacted/, 'the secret param is stored, redacted');
+    assert.match(params.key, /^api=/, 'the rest of the value is kept');
+    assert.match(tags.enc, /<redacted/, 'the base64 form in the tag is redacted');
+    assert.match(tags.enc, /^b64:/);
+    for (const form of [password, encoded]) {
+      assert.ok(!got.text.includes(form), 'a secret form is stored on the server');
+    }
+    assert.ok(!encoded.includes(password));
+    assert.match(
+      proxyErr,
+      /redacted a secret value in field \S+ of POST \/api\/2\.0\/mlflow\/runs\/log-parameter/,
+    );
+    assert.ok(
+      !proxyErr.includes(password) && !proxyErr.includes(encoded),
+      'a secret form appears in the proxy output',
+    );
+    assert.ok(!r.out.includes(password) && !r.err.includes(password));
   });
 
   it('fetchWithAuth talks to the real server (401 without, 200 with the credential)', async () => {

@@ -2,16 +2,20 @@ import type { Command } from 'commander';
 import {
   type ClientConfig as EnvClientConfig,
   loadConfig,
+  type ProviderName,
+  type ProviderSettings,
   providersFromConfig,
   secretRefFor,
+  secretVersionFor,
 } from '../../client/config.js';
 import { CustodyClient } from '../../client/custody-client.js';
 import { HostPolicy, HostPolicyError } from '../../client/mlflow/allowlist.js';
+import { credentialFromSecret } from '../../client/mlflow/credentials.js';
 import type { LeakGuardMode } from '../../client/mlflow/leak-guard.js';
 import { startMlflowProxy } from '../../client/mlflow/proxy.js';
 import { type CredentialSource, leaseSource, providerSource } from '../../client/mlflow/source.js';
 import { FailoverProvider } from '../../client/providers/failover.js';
-import { redactingLogger } from '../../client/redact.js';
+import { type LogFn, redactingLogger } from '../../client/redact.js';
 import { parseRoleRef, parseSecretRef } from '../../client/refs.js';
 import * as A from '../args.js';
 import { resolveClientConfig } from '../config.js';
@@ -26,6 +30,56 @@ function parseListen(text: string): { host: string; port: number } {
   const port = Number(m[3]);
   if (port > 65_535) throw usageError(`--listen: port ${port} is out of range`);
   return { host: m[1] ?? m[2], port };
+}
+
+function settingsOf(cfg: EnvClientConfig, p: ProviderName): ProviderSettings {
+  switch (p) {
+    case 'vault':
+      return cfg.vault;
+    case 'aws-secrets-manager':
+      return cfg.aws;
+    case 'azure-key-vault':
+      return cfg.azure;
+    case 'custody':
+      return cfg.custody;
+  }
+}
+
+/**
+ * The `--provider-env` providers in their order, each reading its own reference and version and
+ * parsing its secret with its own `MLFLOW_<P>_AUTH_MODE`; a provider whose secret is missing,
+ * unreadable or not a usable credential fails over to the next. What each serves is handed on as
+ * a JSON credential (`{"token"}` or `{"username","password"}`) that needs no auth mode.
+ */
+function providerEnvFailover(cfg: EnvClientConfig, log: LogFn): FailoverProvider {
+  let providers: ReturnType<typeof providersFromConfig>;
+  try {
+    providers = providersFromConfig(cfg, { log });
+  } catch (err) {
+    throw usageError(`--provider-env: ${(err as Error).message}`);
+  }
+  const wrapped = providers.map((p, i) => {
+    const name = cfg.providers[i];
+    const ref = secretRefFor(cfg, name);
+    const version = secretVersionFor(cfg, name);
+    const { authMode } = settingsOf(cfg, name);
+    return {
+      name: p.name,
+      async get() {
+        const raw = await p.get(ref, version ? { version } : {});
+        // Checks the format and mode here, so a provider with an unusable secret fails over.
+        const cred = credentialFromSecret(raw, { authMode });
+        if (cred.value.startsWith('Basic ')) {
+          const pair = Buffer.from(cred.value.slice(6), 'base64').toString('utf8');
+          const colon = pair.indexOf(':');
+          return JSON.stringify({ username: pair.slice(0, colon), password: pair.slice(colon + 1) });
+        }
+        return JSON.stringify({ token: cred.secrets[0] });
+      },
+      close: () => p.close(),
+    };
+  });
+  return new FailoverProvider(wrapped, { log });
 }
 
 export function registerProxy(program: Command): void {
@@ -121,6 +175,7 @@ export function registerProxy(program: Command): void {
         return client;
       };
       let source: CredentialSource;
+      let fo: FailoverProvider | undefined;
       if (o.secret) {
         const cl = custody();
         source = providerSource(
@@ -140,21 +195,17 @@ export function registerProxy(program: Command): void {
             '--provider-env: no provider is enabled',
             'Set MLFLOW_SECRETS_AUTH_ENABLE=vault (or aws-secrets-manager, azure-key-vault, custody).',
           );
-        const refs = Object.fromEntries(cfg.providers.map((p) => [p, secretRefFor(cfg, p)]));
-        const fo = new FailoverProvider(providersFromConfig(cfg, { log }), { log });
-        const first = cfg.providers[0];
-        const settings =
-          first === 'vault'
-            ? cfg.vault
-            : first === 'aws-secrets-manager'
-              ? cfg.aws
-              : first === 'azure-key-vault'
-                ? cfg.azure
-                : cfg.custody;
+        fo = providerEnvFailover(cfg, log);
+        const failover = fo;
+        // The shortest cache TTL of the enabled providers (any of them may serve after a failover).
+        const ttlSec = Math.min(...cfg.providers.map((p) => settingsOf(cfg, p).ttlSec));
         source = providerSource(
-          { name: 'failover', get: () => fo.get(refs), close: () => fo.close() },
-          first,
-          { headerName, authMode: settings.authMode, ttlSec: settings.ttlSec },
+          { name: 'failover', get: () => failover.get(''), close: () => failover.close() },
+          '',
+          {
+            headerName,
+            ttlSec,
+          },
         );
       }
       const guard: string[] = [];
@@ -163,6 +214,7 @@ export function registerProxy(program: Command): void {
       try {
         // Fail fast: fetch the credential (and guarded values) before listening.
         await source.get();
+        if (fo?.lastReport.served) log('info', `MLflow credential from provider ${fo.lastReport.served}`);
         for (const ref of guardRefs) guard.push(await custody().getSecret(ref));
       } catch (err) {
         await source.close?.();
@@ -209,5 +261,13 @@ export function registerProxy(program: Command): void {
     'Prints MLFLOW_TRACKING_URI=http://127.0.0.1:PORT: point any MLflow client at it, with no credentials of',
     'its own. Requests that log params, metrics, tags, batches or traces containing a secret value (or',
     'its base64, URL-encoded or JSON-escaped forms) are refused with 400 (--leak-guard redact masks them).',
+    '',
+    'On a 401 from MLflow the credential is fetched again and the request resent once (a 403 is never',
+    'retried). Request bodies stream upstream; up to 8 MiB of each is kept in memory so that it can be',
+    'resent. Past that (a big artifact upload) the copy is dropped and memory stays flat: a 401 then goes',
+    'to the client, and the next request (or its own retry) goes out with the fresh credential.',
+    '',
+    'With --provider-env each enabled provider reads its own secret with its own MLFLOW_<P>_AUTH_MODE; a',
+    'provider that fails (unreachable, missing secret, unusable format) fails over to the next, in order.',
   ]);
 }

@@ -1,5 +1,19 @@
+/**
+ * A local reverse proxy to an MLflow server that adds the credential to every request (the client
+ * needs none), streams request and response bodies, refreshes the credential on a 401, and refuses
+ * or redacts secret values in logged params, metrics, tags, batches and traces.
+ *
+ * A 401 from MLflow drops the cached credential, fetches a fresh one and sends the request once more
+ * with it. To be able to resend a streamed body (an artifact upload), the proxy keeps a copy of it in
+ * memory while it streams upstream, up to `maxReplayBody` (default 8 MiB). A body larger than that
+ * keeps streaming with flat memory — the copy is dropped as soon as it outgrows the limit — and if
+ * the 401 comes after the limit was passed, the request cannot be resent: the client gets the 401
+ * (and its own retry, or the next request, goes out with the fresh credential). A 403 is a real
+ * denial and is never retried.
+ */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Agent, type Dispatcher, request } from 'undici';
 import { describeError, type LogFn } from '../redact.js';
@@ -31,6 +45,11 @@ export interface MlflowProxyOptions {
   secrets?: string[];
   /** Largest JSON body the leak guard reads (default 16 MiB); larger ones are refused with 413. */
   maxGuardedBody?: number;
+  /**
+   * Largest streamed request body kept in memory so that it can be resent after a 401 (default
+   * 8 MiB). A larger body streams with flat memory and is not resent: the client gets the 401.
+   */
+  maxReplayBody?: number;
   dispatcher?: Dispatcher;
   log?: LogFn;
 }
@@ -76,11 +95,83 @@ async function readBody(req: http.IncomingMessage, limit: number): Promise<Buffe
 }
 
 /**
- * A local reverse proxy to an MLflow server that adds the credential to every request (the client
- * needs none), streams request and response bodies, refreshes the credential on a 401 (and retries
- * requests whose body it holds), and refuses or redacts secret values in logged params, metrics,
- * tags, batches and traces.
+ * A streamed request body that can be sent more than once: every chunk read from the client goes to
+ * the current upstream stream and, while the total stays within `limit`, into a copy. `stream()`
+ * starts a new upstream stream — the copy so far, then the rest as it arrives — and detaches the
+ * previous one. Past the limit the copy is dropped (`replayable` turns false) and memory stays flat:
+ * the client is read only as fast as upstream takes the body.
  */
+class ReplayableBody {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private overflowed = false;
+  private ended = false;
+  private failed: Error | undefined;
+  private sink: PassThrough | undefined;
+
+  constructor(
+    private readonly req: Readable,
+    private readonly limit: number,
+  ) {
+    req.on('data', (c: Buffer) => this.onData(c));
+    req.once('end', () => {
+      this.ended = true;
+      this.sink?.end();
+    });
+    req.once('error', (err) => {
+      this.failed = err;
+      this.sink?.destroy(err);
+    });
+    req.pause();
+  }
+
+  /** Whether the whole body read so far is still held (a new `stream()` would resend all of it). */
+  get replayable(): boolean {
+    return !this.overflowed;
+  }
+
+  private onData(c: Buffer): void {
+    if (!this.overflowed) {
+      this.size += c.length;
+      if (this.size > this.limit) {
+        this.overflowed = true;
+        this.chunks = [];
+      } else this.chunks.push(c);
+    }
+    const s = this.sink;
+    if (s && !s.destroyed && !s.writableEnded) {
+      if (!s.write(c)) this.req.pause();
+    }
+  }
+
+  /** A new stream of the whole body for one upstream attempt; the previous attempt's is cut off. */
+  stream(): Readable {
+    const old = this.sink;
+    const s = new PassThrough();
+    this.sink = s;
+    if (old && !old.destroyed) old.destroy();
+    for (const c of this.chunks) s.write(c);
+    if (this.failed) s.destroy(this.failed);
+    else if (this.ended) s.end();
+    s.on('drain', () => {
+      if (this.sink === s) this.req.resume();
+    });
+    // Upstream stopped reading (it answered early, or failed): keep draining the client.
+    s.once('close', () => {
+      if (this.sink === s && !this.ended) this.req.resume();
+    });
+    s.on('error', () => {});
+    this.req.resume();
+    return s;
+  }
+
+  /** The request is answered: drop the copy (the current upstream stream, if any, carries on). */
+  release(): void {
+    this.chunks = [];
+    this.overflowed = true;
+  }
+}
+
 export async function startMlflowProxy(opts: MlflowProxyOptions): Promise<MlflowProxy> {
   const upstream = new URL(opts.upstream);
   if (upstream.protocol !== 'http:' && upstream.protocol !== 'https:') {
@@ -96,6 +187,10 @@ export async function startMlflowProxy(opts: MlflowProxyOptions): Promise<Mlflow
   const mode = opts.leakGuard ?? 'refuse';
   const log = opts.log ?? (() => {});
   const limit = opts.maxGuardedBody ?? 16 * 1024 * 1024;
+  const replayLimit = opts.maxReplayBody ?? 8 * 1024 * 1024;
+  if (!Number.isSafeInteger(replayLimit) || replayLimit < 0) {
+    throw new Error(`maxReplayBody must be a whole number of bytes, got ${replayLimit}`);
+  }
   const dispatcher = opts.dispatcher ?? new Agent({ keepAliveTimeout: 10_000 });
   const ownDispatcher = !opts.dispatcher;
   const base = upstream.pathname.replace(/\/+$/, '');
@@ -156,50 +251,66 @@ export async function startMlflowProxy(opts: MlflowProxyOptions): Promise<Mlflow
       }
       headers['content-length'] = String(held.length);
     }
-    const replayable = held !== undefined || !hasBody;
-    for (let attempt = 0; ; attempt++) {
-      if (attempt > 0) {
+    // Any other body streams upstream; a copy of it (up to the replay limit) lets a 401 be resent.
+    const streamed = held === undefined && hasBody ? new ReplayableBody(req, replayLimit) : undefined;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        if (attempt > 0) {
+          try {
+            cred = await opts.source.get();
+          } catch (err) {
+            log('error', `no MLflow credential: ${describeError(err)}`);
+            return mlflowError(
+              res,
+              502,
+              'TEMPORARILY_UNAVAILABLE',
+              `Custody proxy: no MLflow credential: ${describeError(err)}`,
+            );
+          }
+        }
+        let up: Dispatcher.ResponseData;
         try {
-          cred = await opts.source.get();
+          up = await request(target, {
+            method: method as Dispatcher.HttpMethod,
+            headers: { ...headers, [cred.header.toLowerCase()]: cred.value },
+            body: held ?? streamed?.stream(),
+            dispatcher,
+          });
         } catch (err) {
+          log('error', `upstream ${method} ${target.pathname} failed: ${describeError(err)}`);
           return mlflowError(
             res,
             502,
             'TEMPORARILY_UNAVAILABLE',
-            `Custody proxy: no MLflow credential: ${describeError(err)}`,
+            `Custody proxy: upstream failed: ${describeError(err)}`,
           );
         }
-      }
-      let up: Dispatcher.ResponseData;
-      try {
-        up = await request(target, {
-          method: method as Dispatcher.HttpMethod,
-          headers: { ...headers, [cred.header.toLowerCase()]: cred.value },
-          body: held ?? (hasBody ? req : undefined),
-          dispatcher,
-        });
-      } catch (err) {
-        log('error', `upstream ${method} ${target.pathname} failed: ${describeError(err)}`);
-        return mlflowError(
-          res,
-          502,
-          'TEMPORARILY_UNAVAILABLE',
-          `Custody proxy: upstream failed: ${describeError(err)}`,
-        );
-      }
-      if (up.statusCode === 401) {
-        opts.source.invalidate();
-        if (attempt === 0 && replayable) {
-          await up.body.dump().catch(() => {});
-          log('info', `401 from MLflow: fetched a fresh credential, retrying ${method} ${target.pathname}`);
-          continue;
+        // 401: the credential is stale (rotated, revoked, expired). A 403 is a real denial: no retry.
+        if (up.statusCode === 401) {
+          opts.source.invalidate();
+          if (attempt === 0) {
+            if (streamed === undefined || streamed.replayable) {
+              await up.body.dump().catch(() => {});
+              log(
+                'info',
+                `401 from MLflow: fetched a fresh credential, retrying ${method} ${target.pathname}`,
+              );
+              continue;
+            }
+            log(
+              'warn',
+              `401 from MLflow on ${method} ${target.pathname}: its body was larger than ${replayLimit} bytes and cannot be resent; the next request uses a fresh credential`,
+            );
+          }
         }
+        const out: Record<string, string | string[]> = {};
+        for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !HOP.has(k)) out[k] = v;
+        res.writeHead(up.statusCode, out);
+        await pipeline(up.body, res);
+        return;
       }
-      const out: Record<string, string | string[]> = {};
-      for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !HOP.has(k)) out[k] = v;
-      res.writeHead(up.statusCode, out);
-      await pipeline(up.body, res);
-      return;
+    } finally {
+      streamed?.release();
     }
   };
 
