@@ -1,26 +1,28 @@
 import type { Command } from 'commander';
-import {
-  type ClientConfig as EnvClientConfig,
-  loadConfig,
-  type ProviderName,
-  type ProviderSettings,
-  providersFromConfig,
-  secretRefFor,
-  secretVersionFor,
-} from '../../client/config.js';
-import { CustodyClient } from '../../client/custody-client.js';
+import type { ClientConfig as EnvClientConfig } from '../../client/config.js';
+import type { CustodyClient } from '../../client/custody-client.js';
 import { HostPolicy, HostPolicyError } from '../../client/mlflow/allowlist.js';
-import { credentialFromSecret } from '../../client/mlflow/credentials.js';
 import type { LeakGuardMode } from '../../client/mlflow/leak-guard.js';
-import { startMlflowProxy } from '../../client/mlflow/proxy.js';
-import { type CredentialSource, leaseSource, providerSource } from '../../client/mlflow/source.js';
-import { FailoverProvider } from '../../client/providers/failover.js';
-import { type LogFn, redactingLogger } from '../../client/redact.js';
+import type { CredentialSource } from '../../client/mlflow/source.js';
+import type { FailoverProvider } from '../../client/providers/failover.js';
+import { redactingLogger } from '../../client/redact.js';
 import { parseRoleRef, parseSecretRef } from '../../client/refs.js';
 import * as A from '../args.js';
 import { resolveClientConfig } from '../config.js';
 import { collect, examples, globalsOf } from '../context.js';
 import { CliError, usageError } from '../errors.js';
+
+/** The client's configuration and providers load the AWS and Azure SDKs: only when the proxy runs. */
+async function lib() {
+  const [config, cc, provEnv, proxy, source] = await Promise.all([
+    import('../../client/config.js'),
+    import('../../client/custody-client.js'),
+    import('../../client/mlflow/provider-env.js'),
+    import('../../client/mlflow/proxy.js'),
+    import('../../client/mlflow/source.js'),
+  ]);
+  return { ...config, ...cc, ...provEnv, ...proxy, ...source };
+}
 
 const MODES = ['refuse', 'redact', 'off'] as const;
 
@@ -30,56 +32,6 @@ function parseListen(text: string): { host: string; port: number } {
   const port = Number(m[3]);
   if (port > 65_535) throw usageError(`--listen: port ${port} is out of range`);
   return { host: m[1] ?? m[2], port };
-}
-
-function settingsOf(cfg: EnvClientConfig, p: ProviderName): ProviderSettings {
-  switch (p) {
-    case 'vault':
-      return cfg.vault;
-    case 'aws-secrets-manager':
-      return cfg.aws;
-    case 'azure-key-vault':
-      return cfg.azure;
-    case 'custody':
-      return cfg.custody;
-  }
-}
-
-/**
- * The `--provider-env` providers in their order, each reading its own reference and version and
- * parsing its secret with its own `MLFLOW_<P>_AUTH_MODE`; a provider whose secret is missing,
- * unreadable or not a usable credential fails over to the next. What each serves is handed on as
- * a JSON credential (`{"token"}` or `{"username","password"}`) that needs no auth mode.
- */
-function providerEnvFailover(cfg: EnvClientConfig, log: LogFn): FailoverProvider {
-  let providers: ReturnType<typeof providersFromConfig>;
-  try {
-    providers = providersFromConfig(cfg, { log });
-  } catch (err) {
-    throw usageError(`--provider-env: ${(err as Error).message}`);
-  }
-  const wrapped = providers.map((p, i) => {
-    const name = cfg.providers[i];
-    const ref = secretRefFor(cfg, name);
-    const version = secretVersionFor(cfg, name);
-    const { authMode } = settingsOf(cfg, name);
-    return {
-      name: p.name,
-      async get() {
-        const raw = await p.get(ref, version ? { version } : {});
-        // Checks the format and mode here, so a provider with an unusable secret fails over.
-        const cred = credentialFromSecret(raw, { authMode });
-        if (cred.value.startsWith('Basic ')) {
-          const pair = Buffer.from(cred.value.slice(6), 'base64').toString('utf8');
-          const colon = pair.indexOf(':');
-          return JSON.stringify({ username: pair.slice(0, colon), password: pair.slice(colon + 1) });
-        }
-        return JSON.stringify({ token: cred.secrets[0] });
-      },
-      close: () => p.close(),
-    };
-  });
-  return new FailoverProvider(wrapped, { log });
 }
 
 export function registerProxy(program: Command): void {
@@ -149,9 +101,10 @@ export function registerProxy(program: Command): void {
         (level, msg) => process.stderr.write(`custody proxy: ${level}: ${msg}\n`),
         'info',
       );
+      const L = await lib();
       let envConfig: EnvClientConfig | undefined;
       try {
-        envConfig = loadConfig(process.env);
+        envConfig = L.loadConfig(process.env);
       } catch (err) {
         if (o.providerEnv) throw usageError((err as Error).message);
       }
@@ -171,20 +124,20 @@ export function registerProxy(program: Command): void {
       let client: CustodyClient | undefined;
       const custody = () => {
         const cfg = resolveClientConfig(globalsOf(c));
-        client ??= new CustodyClient({ addr: cfg.addr, token: cfg.token, caCertFile: cfg.caCertPath, log });
+        client ??= new L.CustodyClient({ addr: cfg.addr, token: cfg.token, caCertFile: cfg.caCertPath, log });
         return client;
       };
       let source: CredentialSource;
       let fo: FailoverProvider | undefined;
       if (o.secret) {
         const cl = custody();
-        source = providerSource(
+        source = L.providerSource(
           { name: 'custody', get: (ref) => cl.getSecret(ref, { noCache: true }), close: async () => {} },
           o.secret,
           { headerName, ttlSec: envConfig?.custody.ttlSec },
         );
       } else if (o.creds) {
-        source = leaseSource(custody(), o.creds, {
+        source = L.leaseSource(custody(), o.creds, {
           headerName,
           onLease: (l) => log('info', `using lease ${l.id} (expires ${l.expiresAt.toISOString()})`),
         });
@@ -195,18 +148,11 @@ export function registerProxy(program: Command): void {
             '--provider-env: no provider is enabled',
             'Set MLFLOW_SECRETS_AUTH_ENABLE=vault (or aws-secrets-manager, azure-key-vault, custody).',
           );
-        fo = providerEnvFailover(cfg, log);
-        const failover = fo;
-        // The shortest cache TTL of the enabled providers (any of them may serve after a failover).
-        const ttlSec = Math.min(...cfg.providers.map((p) => settingsOf(cfg, p).ttlSec));
-        source = providerSource(
-          { name: 'failover', get: () => failover.get(''), close: () => failover.close() },
-          '',
-          {
-            headerName,
-            ttlSec,
-          },
-        );
+        try {
+          ({ source, failover: fo } = L.providerEnvSource(cfg, { log, headerName }));
+        } catch (err) {
+          throw usageError(`--provider-env: ${(err as Error).message}`);
+        }
       }
       const guard: string[] = [];
       const guardRefs: string[] = [...(o.guardSecret ?? [])];
@@ -224,9 +170,9 @@ export function registerProxy(program: Command): void {
           `could not get the MLflow credential: ${(err as Error).message}`,
         );
       }
-      let proxy: Awaited<ReturnType<typeof startMlflowProxy>>;
+      let proxy: Awaited<ReturnType<typeof L.startMlflowProxy>>;
       try {
-        proxy = await startMlflowProxy({
+        proxy = await L.startMlflowProxy({
           upstream: upstream.toString(),
           source,
           policy,

@@ -3,5 +3,6 @@ export * from './allowlist.js';
 export * from './credentials.js';
 export * from './fetch-with-auth.js';
 export * from './leak-guard.js';
+export * from './provider-env.js';
 export * from './proxy.js';
 export * from './source.js';
