@@ -6,6 +6,7 @@ import { ExpiryWatch } from './expiry-watch.js';
 import { SecretFiles } from './files.js';
 import { clientFor, type RunIdentity, TokenKeeper } from './identity.js';
 import { LeaseKeeper } from './leases.js';
+import { mlflowCredentialFromProviders } from './mlflow-providers.js';
 import type { Reporter } from './reporter.js';
 import {
   type CredsSpec,
@@ -45,6 +46,8 @@ export interface RunOptions {
   mlflowPrefix?: string;
   /** `--mlflow-secret ENV/NAME[#field]`: stored MLflow credentials (token, or username/password). */
   mlflowSecret?: Omit<SecretSpec, 'variable'>;
+  /** `--mlflow-provider-env`: MLflow credentials from the mlflow-secrets-auth providers. */
+  mlflowProviderEnv?: boolean;
   /** Mask the injected values in the child's stdout/stderr (default on; `--no-mask` turns it off). */
   mask?: boolean;
   /** Deliver each value as a 0600 file on a tmpfs; the variable holds its path. */
@@ -71,11 +74,14 @@ const credsOwner = (c: CredsSpec) =>
   c.fields ? `--env-template creds:${c.env}/${c.engine}/${c.role}` : `--creds ${c.prefix}`;
 
 /** Variables the options themselves set (→ the option): no `--secret`/`--creds` variable may take one. */
-function reservedOwners(opts: Pick<RunOptions, 'vault' | 'azure' | 'mlflowSecret'>): Map<string, string> {
+function reservedOwners(
+  opts: Pick<RunOptions, 'vault' | 'azure' | 'mlflowSecret' | 'mlflowProviderEnv'>,
+): Map<string, string> {
   const owner = new Map<string, string>();
   if (opts.vault) for (const v of VAULT_CHILD_VARIABLES) owner.set(v, '--vault');
   if (opts.azure) for (const v of AZURE_CHILD_VARIABLES) owner.set(v, '--azure');
   if (opts.mlflowSecret) for (const v of MLFLOW_AUTH_VARIABLES) owner.set(v, '--mlflow-secret');
+  if (opts.mlflowProviderEnv) for (const v of MLFLOW_AUTH_VARIABLES) owner.set(v, '--mlflow-provider-env');
   return owner;
 }
 
@@ -84,7 +90,7 @@ function reservedOwners(opts: Pick<RunOptions, 'vault' | 'azure' | 'mlflowSecret
  * asked of the broker. Lease data fields are checked again once they are known.
  */
 export function checkVariableClashes(
-  opts: Pick<RunOptions, 'secrets' | 'creds' | 'vault' | 'azure' | 'mlflowSecret'>,
+  opts: Pick<RunOptions, 'secrets' | 'creds' | 'vault' | 'azure' | 'mlflowSecret' | 'mlflowProviderEnv'>,
 ): void {
   const owner = reservedOwners(opts);
   const claim = (variable: string, by: string) => {
@@ -275,6 +281,13 @@ export async function runJob(
       );
       const raw = m.field === undefined ? body.value : fieldOf(body.value, m.field, what);
       for (const [k, v] of mlflowSecretVariables(raw, what)) {
+        childVars[k] = v;
+        toMask.push({ variable: k, value: v });
+      }
+    }
+    if (opts.mlflowProviderEnv) {
+      const raw = await mlflowCredentialFromProviders(parentEnv, report);
+      for (const [k, v] of mlflowSecretVariables(raw, 'the provider credential')) {
         childVars[k] = v;
         toMask.push({ variable: k, value: v });
       }

@@ -81,6 +81,9 @@ test('AppRole login (no sys/mounts permission: v2 tried first), token renewal, b
   const p = new VaultProvider({ addr: vaultAddr, approle, caCert: b.ca });
   try {
     assert.equal(await p.get('secret/mlflow/auth#token'), 'tok-2');
+    // A mount named in the path, found through sys/internal/ui/mounts (this token may not list
+    // sys/mounts): `dev/plain`, not `secret/dev/plain`.
+    assert.equal(await p.get('dev/plain'), 'native-string');
     assert.ok((await p.renewToken()) > 0, 'renew-self works');
     // The 2s token is renewed (or replaced) in the background: reads keep working past its TTL.
     await new Promise((r) => setTimeout(r, 2600));

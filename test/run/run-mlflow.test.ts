@@ -149,4 +149,61 @@ print("logged run", rid, "as", os.environ.get("MLFLOW_TRACKING_USERNAME"), os.en
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, `${mlflow.adminUser} True\n`);
   });
+
+  it('--mlflow-provider-env: the mlflow-secrets-auth settings unchanged (Vault provider → the Vault door)', async () => {
+    await api.ok('PUT', '/v1/secrets/ml/mlflow/creds', {
+      value: JSON.stringify({ username: mlflow.adminUser, password: mlflow.adminPassword }),
+      content_type: 'application/json',
+    });
+    const out = path.join(work, 'provider-result.json');
+    await writeFile(path.join(work, 'provider-job.py'), script(out));
+    // What a team on the plugin already sets; only `custody run --mlflow-provider-env` is new.
+    const pluginEnv = {
+      CUSTODY_TOKEN: jobToken,
+      MLFLOW_SECRETS_AUTH_ENABLE: 'vault',
+      VAULT_ADDR: `${broker.url}/vault`,
+      VAULT_TOKEN: jobToken,
+      VAULT_CACERT: broker.caCertPath!,
+      MLFLOW_VAULT_SECRET_PATH: 'ml/mlflow/creds',
+      MLFLOW_VAULT_AUTH_MODE: 'basic',
+      MLFLOW_TRACKING_URI: mlflow.url,
+      EXP_ID: experimentId,
+      WORK: work,
+    };
+    const job = ['--', venv.python, path.join(work, 'provider-job.py')];
+    const r = await cli(['run', '--mlflow-provider-env', ...job], { env: pluginEnv, timeoutMs: 120_000 });
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stderr, /MLflow credential from provider vault/);
+    assert.match(
+      r.stdout,
+      new RegExp(`logged run \\w+ as ${mlflow.adminUser} <redacted:MLFLOW_TRACKING_PASSWORD>`),
+    );
+    assert.ok(!r.stdout.includes(mlflow.adminPassword) && !r.stderr.includes(mlflow.adminPassword));
+    const got = JSON.parse(await readFile(out, 'utf8'));
+    const run = await mlflowRequest(mlflow, '2.0/mlflow/runs/get', {
+      query: { run_id: got.run_id },
+      auth: { username: mlflow.adminUser, password: mlflow.adminPassword },
+    });
+    assert.equal(run.status, 200, run.text);
+    assert.ok(run.json.run.data.metrics.some((m: { key: string }) => m.key === 'loss'));
+
+    // The allowlist is checked against the job's MLFLOW_TRACKING_URI: no credential, no command.
+    const refused = await cli(['run', '--mlflow-provider-env', ...job], {
+      env: { ...pluginEnv, MLFLOW_SECRETS_ALLOWED_HOSTS: 'mlflow.example.com' },
+    });
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /\(HostNotAllowed\)/);
+    assert.doesNotMatch(refused.stdout, /logged run/);
+    // Invalid settings are usage errors that say what is wrong.
+    const bad = await cli(['run', '--mlflow-provider-env', ...job], {
+      env: { ...pluginEnv, MLFLOW_VAULT_AUTH_MODE: 'digest' },
+    });
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /MLFLOW_VAULT_AUTH_MODE/);
+    const both = await cli(['run', '--mlflow-provider-env', '--mlflow-secret', 'ml/mlflow/creds', ...job], {
+      env: pluginEnv,
+    });
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /Only one of --mlflow, --mlflow-secret and --mlflow-provider-env/);
+  });
 });

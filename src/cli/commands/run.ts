@@ -52,7 +52,14 @@ export function registerRun(program: Command): void {
       '--mlflow-secret <ENV/NAME[#field]>',
       'stored MLflow credentials ({"token"} → MLFLOW_TRACKING_TOKEN; {"username","password"} or user:pass)',
     )
-    .option('--vault', 'set VAULT_ADDR, VAULT_TOKEN and VAULT_CACERT for the Custody Vault-compatible API')
+    .option(
+      '--mlflow-provider-env',
+      'MLflow credentials from the mlflow-secrets-auth providers (MLFLOW_SECRETS_AUTH_ENABLE=vault,…)',
+    )
+    .option(
+      '--vault',
+      "VAULT_ADDR (a loopback proxy to Custody's Vault-compatible API) and a run-local VAULT_TOKEN",
+    )
     .option(
       '--azure',
       'managed-identity endpoint + a proxy routing *.vault.azure.net to Custody, so Azure SDK code runs unchanged',
@@ -138,8 +145,12 @@ export function registerRun(program: Command): void {
       const mlflowPrefix = o.mlflow ? 'MLFLOW' : undefined;
       if (o.mlflow) creds.push(asUsage(() => parseCredsSpec(`MLFLOW=${o.mlflow}`)));
       const mlflowSecret = o.mlflowSecret ? asUsage(() => parseMlflowSecretSpec(o.mlflowSecret)) : undefined;
-      if (o.mlflow && mlflowSecret)
-        throw usageError('--mlflow and --mlflow-secret both set the MLflow credentials', 'Use one of them.');
+      const mlflowProviderEnv = o.mlflowProviderEnv === true;
+      if ([o.mlflow, mlflowSecret, mlflowProviderEnv || undefined].filter(Boolean).length > 1)
+        throw usageError(
+          'Only one of --mlflow, --mlflow-secret and --mlflow-provider-env sets the MLflow credentials',
+          'Use one of them.',
+        );
       if (o.proxyDenyOthers && !o.azure)
         throw usageError(
           '--proxy-deny-others goes with --azure',
@@ -148,7 +159,7 @@ export function registerRun(program: Command): void {
       const killGraceMs = A.seconds(o.killGrace, '--kill-grace') * 1000;
       const vault = o.vault === true;
       const azure = o.azure === true;
-      asUsage(() => checkVariableClashes({ secrets, creds, vault, azure, mlflowSecret }));
+      asUsage(() => checkVariableClashes({ secrets, creds, vault, azure, mlflowSecret, mlflowProviderEnv }));
 
       if (o.strictExpect && !o.expect)
         throw usageError(
@@ -179,6 +190,7 @@ export function registerRun(program: Command): void {
           passToken: o.passToken === true,
           mlflowPrefix,
           mlflowSecret,
+          mlflowProviderEnv,
           mask: o.mask !== false,
           files: o.files === true,
           expectMs,
@@ -194,7 +206,8 @@ export function registerRun(program: Command): void {
     '$ custody run --secret API_KEY=prod/openai/key -- python train.py',
     '$ custody run --secret DB_USER=prod/db/credentials#user --secret DB_PASS=prod/db/credentials#password -- ./etl.sh',
     '$ custody run --creds PG=prod/warehouse/reader -- sh -c \'psql "host=db user=$PG_USERNAME password=$PG_PASSWORD"\'',
-    '$ custody run --vault -- python uses_hvac.py          # VAULT_ADDR=<broker>/vault, VAULT_TOKEN',
+    '$ custody run --vault -- python uses_hvac.py          # hvac.Client() from VAULT_ADDR / VAULT_TOKEN',
+    "$ MLFLOW_SECRETS_AUTH_ENABLE=vault custody run --mlflow-provider-env -- python train.py   # the plugin's settings",
     '$ custody run --azure -- python train.py              # SecretClient("https://NAME.vault.azure.net/") unchanged',
     '$ custody run --azure --proxy-deny-others -- node job.js',
     '$ custody run --login prod/jwt/train --jwt-file /var/run/secrets/job.jwt --creds PG=prod/warehouse/reader -- ./etl.sh',

@@ -27,7 +27,8 @@ export interface VaultProviderOptions {
 
 /**
  * HashiCorp Vault KV v1/v2 over HTTP. `ref` is `[MOUNT/]PATH[#field]`: the first segment is the mount
- * when it is a known KV mount (from `sys/mounts`), else the default mount is used. Without a field a
+ * when it is a known KV mount (from `sys/mounts`, or `sys/internal/ui/mounts/<path>` for a token that
+ * may not list mounts), else the default mount is used. Without a field a
  * KV v2 object is returned as JSON, except `{"value": "…"}` alone, which returns the string.
  */
 export class VaultProvider implements SecretProvider {
@@ -39,6 +40,7 @@ export class VaultProvider implements SecretProvider {
   private token: string | undefined;
   private tokenPending: Promise<string> | undefined;
   private mounts: Promise<Map<string, 1 | 2> | undefined> | undefined;
+  private readonly pathMounts = new Map<string, Promise<{ mount: string; version: 1 | 2 } | undefined>>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -164,6 +166,27 @@ export class VaultProvider implements SecretProvider {
     return this.mounts;
   }
 
+  /**
+   * The mount of one path from `sys/internal/ui/mounts/<path>` — what Vault answers to any token
+   * with a capability under the mount (the `vault kv` CLI uses it), for tokens that may not read
+   * `sys/mounts`. Cached per first segment; undefined when the server does not say.
+   */
+  private mountOf(clean: string): Promise<{ mount: string; version: 1 | 2 } | undefined> {
+    const first = clean.split('/')[0];
+    let p = this.pathMounts.get(first);
+    if (!p) {
+      p = (async () => {
+        const r = await this.send('GET', `sys/internal/ui/mounts/${clean}`, await this.getToken());
+        const d = r.status === 200 ? r.body?.data : undefined;
+        const mount = typeof d?.path === 'string' ? d.path.replace(/\/+$/, '') : '';
+        if (!mount || !clean.startsWith(`${mount}/`)) return undefined;
+        return { mount, version: String(d.options?.version ?? '1') === '2' ? (2 as const) : (1 as const) };
+      })().catch(() => undefined);
+      this.pathMounts.set(first, p);
+    }
+    return p;
+  }
+
   /** Sends with the token; a 403 with a login method means: log in once more and resend. */
   private async authed(path: string): Promise<HttpReply> {
     let r = await this.send('GET', path, await this.getToken());
@@ -181,12 +204,18 @@ export class VaultProvider implements SecretProvider {
     const first = clean.split('/')[0];
     let mount = this.o.mount ?? 'secret';
     let path = clean;
-    if (mounts?.has(first) || (!mounts && clean.startsWith(`${mount}/`))) {
+    let version: 1 | 2 | undefined = this.o.kvVersion;
+    const own = !mounts && !this.o.kvVersion ? await this.mountOf(clean) : undefined;
+    if (own) {
+      mount = own.mount;
+      path = clean.slice(mount.length + 1);
+      version = own.version;
+    } else if (mounts?.has(first) || (!mounts && clean.startsWith(`${mount}/`))) {
       mount = first;
       path = clean.slice(first.length + 1);
     }
     if (!path) throw new ProviderError(this.name, `no secret path in "${full}"`, 400);
-    const version = this.o.kvVersion ?? mounts?.get(mount);
+    version ??= mounts?.get(mount);
     const what = `secret ${mount}/${path}`;
     let data: unknown;
     if (version !== 1) {
