@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { Agent, request } from 'undici';
+import { redact } from '../client/redact.js';
 import { type ClientConfig, caHint, missingTokenError } from './config.js';
 import { CliError } from './errors.js';
-import { redact } from '../client/redact.js';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
