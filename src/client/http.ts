@@ -3,6 +3,20 @@ import { Agent, type Dispatcher, request } from 'undici';
 import { CustodyClientError } from './errors.js';
 import { isRetryableStatus, parseRetryAfter, type RetryOptions, withRetry } from './retry.js';
 
+/** Hop-by-hop headers (RFC 9110 §7.6.1) and `host`: what a proxy never forwards as it is. */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+]);
+
 export interface HttpReply {
   status: number;
   headers: Record<string, string | string[] | undefined>;

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
+import { HOP_BY_HOP } from '../client/http.js';
 
 /**
  * `custody run --vault`: the child talks to a loopback Vault API proxy (as with Vault Agent's API
@@ -28,20 +29,6 @@ export const VAULT_UNSUPPORTED_VARIABLES = ['VAULT_NAMESPACE', 'VAULT_CACERT', '
 
 /** The Vault door's address for a broker address: `https://127.0.0.1:8270` → `…:8270/vault`. */
 export const vaultAddr = (brokerAddr: string) => `${brokerAddr.replace(/\/+$/, '')}${VAULT_PATH_PREFIX}`;
-
-/** Hop-by-hop headers (RFC 9110 §7.6.1) and those the proxy sets itself. */
-const DROPPED = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'host',
-]);
 
 export interface VaultProxyOptions {
   /** The broker's address (https) and CA file. */
@@ -72,7 +59,7 @@ export async function startVaultProxy(opts: VaultProxyOptions): Promise<VaultPro
 
   const forwardHeaders = (h: IncomingHttpHeaders): Record<string, string | string[]> => {
     const out: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(h)) if (v !== undefined && !DROPPED.has(k)) out[k] = v;
+    for (const [k, v] of Object.entries(h)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
     const vt = h['x-vault-token'];
     if (typeof vt === 'string' && isLocal(vt)) out['x-vault-token'] = opts.currentToken();
     const auth = h.authorization;
@@ -108,7 +95,7 @@ export async function startVaultProxy(opts: VaultProxyOptions): Promise<VaultPro
       });
       const headers: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(r.headers))
-        if (v !== undefined && !DROPPED.has(k)) headers[k] = v as string | string[];
+        if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v as string | string[];
       res.writeHead(r.statusCode, headers);
       for await (const chunk of r.body) res.write(chunk);
       res.end();

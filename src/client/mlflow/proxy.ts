@@ -16,6 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Agent, type Dispatcher, request } from 'undici';
+import { HOP_BY_HOP } from '../http.js';
 import { describeError, type LogFn } from '../redact.js';
 import { HostPolicy, isLoopback } from './allowlist.js';
 import type { Credential } from './credentials.js';
@@ -59,19 +60,6 @@ export interface MlflowProxy {
   port: number;
   close(): Promise<void>;
 }
-
-const HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'host',
-]);
 
 function mlflowError(res: http.ServerResponse, status: number, error_code: string, message: string) {
   if (res.headersSent) {
@@ -215,7 +203,8 @@ export async function startMlflowProxy(opts: MlflowProxyOptions): Promise<Mlflow
     }
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(req.headers)) {
-      if (v === undefined || HOP.has(k) || k === 'authorization' || k === cred.header.toLowerCase()) continue;
+      if (v === undefined || HOP_BY_HOP.has(k) || k === 'authorization' || k === cred.header.toLowerCase())
+        continue;
       headers[k] = v;
     }
     // The body: held for guarded requests (small JSON), streamed for everything else.
@@ -304,7 +293,8 @@ export async function startMlflowProxy(opts: MlflowProxyOptions): Promise<Mlflow
           }
         }
         const out: Record<string, string | string[]> = {};
-        for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !HOP.has(k)) out[k] = v;
+        for (const [k, v] of Object.entries(up.headers))
+          if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
         res.writeHead(up.statusCode, out);
         await pipeline(up.body, res);
         return;
