@@ -99,6 +99,19 @@ describe('custody doctor', () => {
     noSecrets(j);
   });
 
+  test('a credential too short to be masked: WARN (exit 0)', async () => {
+    await ok(
+      b.call('PUT', '/v1/secrets/dev/mlflow/short', { body: { value: '{"token":"t0k3n"}' } }),
+      'short',
+    );
+    const r = await doctor(['--secret', 'dev/mlflow/short'], { MLFLOW_CUSTODY_AUTH_MODE: 'bearer' });
+    assert.equal(r.code, 0, r.stdout);
+    assert.match(line(r.stdout, 'custody: masking'), /^WARN .*shorter than 8 characters/);
+    assert.ok(!r.stdout.includes('t0k3n'));
+    const long = await doctor([]);
+    assert.ok(!long.stdout.includes(' custody: masking — '), 'no warning for a long password');
+  });
+
   test('wrong password: MLflow 401 is a FAIL, exit 1', async () => {
     const r = await doctor(['--dry-run', mlflow.url, '--secret', 'dev/mlflow/wrong']);
     assert.equal(r.code, 1, r.stdout);
