@@ -529,7 +529,7 @@ function registerTests() {
         assert.equal(a.status, 403, `${am} ${ap}`);
         assert.equal(n.body.error.code, 'PermissionDenied');
         assert.equal(a.body.error.code, 'Forbidden');
-        assert.equal(a.body.error.innererror.code, 'AccessDenied');
+        assert.equal(a.body.error.innererror.code, 'ForbiddenByRbac');
         assert.equal(a.body.error.message, n.body.error.message, 'the same decision, word for word');
       }
       const denied = (await b.audit()).filter(
@@ -828,9 +828,9 @@ async function sdkChild(): Promise<void> {
     const names: string[] = [];
     for await (const p of client.listPropertiesOfSecrets()) names.push(p.name);
     assert.ok(names.includes('sdk-db-password'));
-    await rejects(client.getSecret('sdk-db-password'), 403, 'Forbidden', 'AccessDenied');
-    await rejects(client.setSecret('sdk-db-password', 'x'), 403, 'Forbidden', 'AccessDenied');
-    await rejects(client.beginDeleteSecret('sdk-db-password'), 403, 'Forbidden', 'AccessDenied');
+    await rejects(client.getSecret('sdk-db-password'), 403, 'Forbidden', 'ForbiddenByRbac');
+    await rejects(client.setSecret('sdk-db-password', 'x'), 403, 'Forbidden', 'ForbiddenByRbac');
+    await rejects(client.beginDeleteSecret('sdk-db-password'), 403, 'Forbidden', 'ForbiddenByRbac');
   } else {
     throw new Error(`unknown scenario ${scenario}`);
   }

@@ -245,7 +245,7 @@ describe('custody doctor: Azure Key Vault provider', () => {
       r.stdout,
       'azure-key-vault: permission',
       'FAIL',
-      /^the vault is Custody's Key Vault door, which uses role-based access \(like the Azure RBAC model\): the identity lacks "secrets\/get" on ml-vault\/mlflow \(Forbidden\/AccessDenied\)/,
+      /^the vault is Custody's Key Vault door, which uses role-based access \(like the Azure RBAC model\): the identity lacks "secrets\/get" on ml-vault\/mlflow \(Forbidden\/ForbiddenByRbac\)/,
     );
     assert.match(
       hintOf(r.stdout, 'azure-key-vault: permission'),

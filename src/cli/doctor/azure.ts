@@ -51,13 +51,7 @@ export function keyVaultForbidden(
   const oid = /oid=([0-9a-fA-F-]{36})/.exec(msg)?.[1];
   const said = `${r.code ?? 'Forbidden'}${r.inner ? `/${r.inner}` : ''}`;
   const custody = /Not allowed to (\S+) on (\S+?):?(?:\s|$)/.exec(msg);
-  if (r.inner === 'ForbiddenByRbac' || /Caller is not authorized to perform action/i.test(msg)) {
-    const action = /Action: '([^']+)'/.exec(msg)?.[1] ?? GET_ACTION;
-    return {
-      detail: `the vault uses the Azure RBAC permission model and the identity holds no role allowing ${action} (${said})`,
-      hint: `assign the "Key Vault Secrets User" role to the identity on the vault or the secret: az role assignment create --role "Key Vault Secrets User" --assignee ${oid ?? '<object id>'} --scope <vault resource id>/secrets/${where.secret} (new assignments take a few minutes to apply)`,
-    };
-  }
+  // Custody's door says which action it refused: more precise than the Azure role names.
   if (custody) {
     const [, action, resource] = custody;
     const [env, ...name] = resource.split('/');
@@ -65,6 +59,13 @@ export function keyVaultForbidden(
     return {
       detail: `the vault is Custody's Key Vault door, which uses role-based access (like the Azure RBAC model): the identity lacks "${action}" on ${resource} (${said})`,
       hint: `assign it secrets-user, the counterpart of "Key Vault Secrets User": \`custody access assign <ENV/IDENTITY> secrets-user ${scope} --reason '…'\``,
+    };
+  }
+  if (r.inner === 'ForbiddenByRbac' || /Caller is not authorized to perform action/i.test(msg)) {
+    const action = /Action: '([^']+)'/.exec(msg)?.[1] ?? GET_ACTION;
+    return {
+      detail: `the vault uses the Azure RBAC permission model and the identity holds no role allowing ${action} (${said})`,
+      hint: `assign the "Key Vault Secrets User" role to the identity on the vault or the secret: az role assignment create --role "Key Vault Secrets User" --assignee ${oid ?? '<object id>'} --scope <vault resource id>/secrets/${where.secret} (new assignments take a few minutes to apply)`,
     };
   }
   const policyVerb = /does not have secrets? (\w+) permission/i.exec(msg)?.[1];

@@ -109,9 +109,9 @@ def full():
 def reader():
     names = [p.name for p in client.list_properties_of_secrets()]
     assert "py-db-password" in names, names
-    expect_error(lambda: client.get_secret("py-db-password"), 403, "Forbidden", "AccessDenied")
-    expect_error(lambda: client.set_secret("py-db-password", "x"), 403, "Forbidden", "AccessDenied")
-    expect_error(lambda: client.begin_delete_secret("py-db-password"), 403, "Forbidden", "AccessDenied")
+    expect_error(lambda: client.get_secret("py-db-password"), 403, "Forbidden", "ForbiddenByRbac")
+    expect_error(lambda: client.set_secret("py-db-password", "x"), 403, "Forbidden", "ForbiddenByRbac")
+    expect_error(lambda: client.begin_delete_secret("py-db-password"), 403, "Forbidden", "ForbiddenByRbac")
 
 
 def ip():
