@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import type { IssueContext } from '../../src/engines/engine.js';
 import { type PostgresConfig, postgresqlEngine } from '../../src/engines/postgresql/index.js';
+import { scramSha256Verifier } from '../../src/engines/postgresql/scram.js';
 import { generateUsername, sanitizeNamePart } from '../../src/engines/postgresql/username.js';
 import { CustodyError } from '../../src/errors.js';
 import { type PostgresCluster, startPostgres } from '../support/postgres.js';
@@ -570,7 +572,9 @@ describe('PostgreSQL engine', () => {
     });
 
     it('quotes {{name}} and {{password}} even when they carry quotes and statement text', async () => {
-      const engine = open();
+      // password_authentication: password puts the value itself in {{password}} (the default puts its
+      // SCRAM verifier there): the quoting of a hostile value is what this test is about.
+      const engine = open({ ...config, password_authentication: 'password' });
       const r = postgresqlEngine.parseRole({
         creation_statements: [
           'CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}',
@@ -599,6 +603,56 @@ describe('PostgreSQL engine', () => {
         [],
       );
       await canaryAlive();
+    });
+  });
+
+  describe('SCRAM-SHA-256 verifiers instead of passwords', () => {
+    it('the verifier is the one PostgreSQL computes itself for the same salt', async () => {
+      const c = new pg.Client({ connectionString: appUrl });
+      await c.connect();
+      try {
+        await c.query("set password_encryption = 'scram-sha-256'");
+        await c.query(`create role scram_probe login password ${pg.escapeLiteral('Probe-pw-0123456789')}`);
+        const [row] = (await c.query("select rolpassword from pg_authid where rolname = 'scram_probe'")).rows;
+        const m = /^SCRAM-SHA-256\$(\d+):([^$]+)\$/.exec(row.rolpassword);
+        assert.ok(m, row.rolpassword);
+        const ours = await scramSha256Verifier(
+          'Probe-pw-0123456789',
+          Buffer.from(m[2], 'base64'),
+          Number(m[1]),
+        );
+        assert.equal(ours, row.rolpassword);
+        await c.query('drop role scram_probe');
+      } finally {
+        await c.end();
+      }
+    });
+
+    it('leases, static passwords and a failed CREATE ROLE never put the password in the server log', async () => {
+      const engine = open();
+      const r = postgresqlEngine.parseRole({ grants: ['SELECT ON t'] });
+      const prepared = engine.prepare(r, ctx());
+      await engine.create(r, prepared, ctx());
+      assert.deepEqual(await query(login(prepared.username, prepared.password), 'select v from t'), [
+        { v: 'row' },
+      ]);
+      const [stored] = await query(appUrl, 'select rolpassword from pg_authid where rolname = $1', [
+        prepared.username,
+      ]);
+      assert.match(stored.rolpassword, /^SCRAM-SHA-256\$4096:/);
+      await engine.revoke(r, prepared.revocation);
+      const bad = postgresqlEngine.parseRole({
+        creation_statements: ['CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} BOGUS'],
+      });
+      const failed = engine.prepare(bad, ctx());
+      await rejectsWith(engine.create(bad, failed, ctx()), 'EngineStatementFailed', [failed.password], 502);
+      const staticPw = 'StaticScramPassword0123456789abcd';
+      await engine.setPassword('static_app', staticPw);
+      assert.deepEqual(await query(login('static_app', staticPw), 'select 1 as one'), [{ one: 1 }]);
+      const log = await readFile(pgc.logFile, 'utf8');
+      assert.match(log, /CREATE ROLE .* BOGUS/, 'the failed statement is in the log (log_statement=all)');
+      for (const secret of [prepared.password, failed.password, staticPw])
+        assert.ok(!log.includes(secret), 'a password reached the PostgreSQL log');
     });
   });
 

@@ -19,6 +19,8 @@ export interface PostgresCluster {
   superuser: string;
   password: string;
   dataDir: string;
+  /** The server's log file (statements are logged with log_statement=all). */
+  logFile: string;
   /** `url` for another database on this cluster. */
   urlFor(database: string): string;
   /** CREATE DATABASE `name` (letters, digits, `_`); returns its URL. */
@@ -152,7 +154,7 @@ export async function startPostgres(opts: { password?: string } = {}): Promise<P
 
   const startServer = async (port: number) => {
     const offset = (await stat(logFile)).size;
-    const o = `-p ${port} -k '${sockDir}' -c listen_addresses=${HOST} -c fsync=off -c full_page_writes=off -c max_connections=200`;
+    const o = `-p ${port} -k '${sockDir}' -c listen_addresses=${HOST} -c fsync=off -c full_page_writes=off -c max_connections=200 -c log_statement=all`;
     try {
       await run('pg_ctl', ['start', '-w', '-t', '30', '-D', c.dataDir, '-l', logFile, '-o', o], base);
       c.running = true;
@@ -222,6 +224,7 @@ export async function startPostgres(opts: { password?: string } = {}): Promise<P
     superuser: SUPERUSER,
     password,
     dataDir: c.dataDir,
+    logFile,
     urlFor,
     async createDatabase(name) {
       if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(name)) throw new Error(`Unsupported database name: ${name}`);

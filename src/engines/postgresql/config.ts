@@ -18,7 +18,16 @@ export interface PostgresConfig {
   max_connections: number;
   /** With TLS on, verify the server certificate (default true). */
   verify_tls: boolean;
+  /**
+   * How passwords go to the server in CREATE/ALTER ROLE: `scram-sha-256` (default) sends the SCRAM
+   * verifier, so the password never reaches the server's logs; `password` sends it as it is (only for
+   * custom statements that need the plain value).
+   */
+  password_authentication: PasswordAuthentication;
 }
+
+export const PASSWORD_AUTHENTICATIONS = ['scram-sha-256', 'password'] as const;
+export type PasswordAuthentication = (typeof PASSWORD_AUTHENTICATIONS)[number];
 
 export const CONFIG_FIELDS = [
   'connection_url',
@@ -26,6 +35,7 @@ export const CONFIG_FIELDS = [
   'password',
   'max_connections',
   'verify_tls',
+  'password_authentication',
 ] as const;
 const CODE = 'InvalidEngineConfig';
 const EXAMPLE = 'postgres://db.internal:5432/app';
@@ -85,7 +95,19 @@ export function parsePostgresConfig(raw: Raw): PostgresConfig {
     password,
     max_connections: optionalInteger(raw, 'max_connections', CODE, 4, 1, 100),
     verify_tls: optionalBoolean(raw, 'verify_tls', CODE, true),
+    password_authentication: passwordAuthentication(raw.password_authentication),
   };
+}
+
+function passwordAuthentication(v: unknown): PasswordAuthentication {
+  if (v === undefined || v === null) return 'scram-sha-256';
+  if (typeof v === 'string' && (PASSWORD_AUTHENTICATIONS as readonly string[]).includes(v))
+    return v as PasswordAuthentication;
+  throw badRequest(
+    CODE,
+    'password_authentication must be scram-sha-256 or password',
+    'scram-sha-256 (default) sends the SCRAM verifier instead of the password.',
+  );
 }
 
 export function redactPostgresConfig(config: PostgresConfig): Record<string, unknown> {
@@ -94,5 +116,6 @@ export function redactPostgresConfig(config: PostgresConfig): Record<string, unk
     username: config.username,
     max_connections: config.max_connections,
     verify_tls: config.verify_tls,
+    password_authentication: config.password_authentication ?? 'scram-sha-256',
   };
 }

@@ -4,6 +4,7 @@ import type { Engine, IssueContext, IssuedCredential, PreparedCredential } from 
 import { generatePassword } from '../password.js';
 import { isNetworkError, type Phase, scrubMessage, statusFor } from './common.js';
 import { type PostgresConfig, type PostgresTarget, parseTarget } from './config.js';
+import { verifierFor } from './scram.js';
 import {
   creationTemplates,
   PG_MAX_USERNAME,
@@ -244,19 +245,18 @@ export class PostgresEngine implements Engine<PostgresRole> {
     prepared: PreparedCredential,
     ctx: IssueContext,
   ): Promise<IssuedCredential> {
+    const wire = await this.wirePassword(prepared.password);
     const statements = render(creationTemplates(roleOrDefault(role)), {
       name: prepared.username,
-      password: prepared.password,
+      password: wire,
       expiration: ctx.expiresAt,
     });
+    const secrets = [prepared.password, wire];
     await this.run(
       'runtime',
       'Creating the database role',
-      () =>
-        this.withClient((c) =>
-          this.transaction(c, statements, 'Creating the database role', [prepared.password]),
-        ),
-      [prepared.password],
+      () => this.withClient((c) => this.transaction(c, statements, 'Creating the database role', secrets)),
+      secrets,
     );
     const t = this.target;
     const query = t.tls ? '?sslmode=require' : '';
@@ -339,6 +339,15 @@ export class PostgresEngine implements Engine<PostgresRole> {
     );
   }
 
+  /**
+   * What a PASSWORD clause carries: the SCRAM-SHA-256 verifier (the password never reaches the
+   * server's logs), unless the engine is configured with `password_authentication: password`.
+   */
+  private async wirePassword(password: string): Promise<string> {
+    if (this.config.password_authentication === 'password') return password;
+    return (await verifierFor(password)) ?? password;
+  }
+
   async setPassword(username: string, password: string): Promise<void> {
     if (typeof username !== 'string' || !username || Buffer.byteLength(username) > PG_MAX_USERNAME) {
       throw new CustodyError(
@@ -356,6 +365,7 @@ export class PostgresEngine implements Engine<PostgresRole> {
         'Use at least 16 characters.',
       );
     }
+    const wire = await this.wirePassword(password);
     await this.run(
       'runtime',
       'Setting the password',
@@ -370,22 +380,23 @@ export class PostgresEngine implements Engine<PostgresRole> {
             );
           }
           await client.query(
-            `ALTER ROLE ${pg.escapeIdentifier(username)} WITH PASSWORD ${pg.escapeLiteral(password)}`,
+            `ALTER ROLE ${pg.escapeIdentifier(username)} WITH PASSWORD ${pg.escapeLiteral(wire)}`,
           );
         }),
-      [password],
+      [password, wire],
     );
   }
 
   async rotateRoot(): Promise<Record<string, unknown>> {
     const oldPassword = this.config.password;
     const newPassword = generatePassword(32);
+    const [oldWire, newWire] = await Promise.all([oldPassword, newPassword].map((p) => this.wirePassword(p)));
     const setTo = (p: string) => `ALTER ROLE CURRENT_USER WITH PASSWORD ${pg.escapeLiteral(p)}`;
-    const secrets = [oldPassword, newPassword];
+    const secrets = [oldPassword, newPassword, oldWire, newWire];
     await this.run(
       'runtime',
       'Rotating the admin password',
-      () => this.withClient((c) => c.query(setTo(newPassword))),
+      () => this.withClient((c) => c.query(setTo(newWire))),
       secrets,
     );
     // Prove the new password works on a fresh connection before forgetting the old one.
@@ -396,7 +407,7 @@ export class PostgresEngine implements Engine<PostgresRole> {
       await probe.query('select 1');
     } catch (err) {
       // Put the old password back (an open pooled session still works) so the stored config stays valid.
-      await this.withClient((c) => c.query(setTo(oldPassword))).catch(() => {});
+      await this.withClient((c) => c.query(setTo(oldWire))).catch(() => {});
       throw this.failure(err, 'runtime', 'Logging in with the rotated admin password', secrets);
     } finally {
       await probe.end().catch(() => {});

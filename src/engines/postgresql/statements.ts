@@ -29,7 +29,7 @@ export const DEFAULT_RENEW = 'ALTER ROLE {{name}} VALID UNTIL {{expiration}}';
 
 const CODE = 'InvalidRoleConfig';
 const STATEMENT_HINT =
-  'Placeholders are substituted already quoted: {{name}} as an identifier, {{password}} and {{expiration}} as string literals — do not add quotes around them. Example: CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}';
+  'Placeholders are substituted already quoted: {{name}} as an identifier, {{password}} (the SCRAM-SHA-256 verifier unless the engine says password_authentication: password) and {{expiration}} as string literals — do not add quotes around them. Example: CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}';
 const GRANT_HINT =
   'Examples: "SELECT ON ALL TABLES IN SCHEMA public", "USAGE ON SCHEMA public", "SELECT, INSERT ON orders", or a role name such as "readers".';
 const ROLE_NAME = /^[A-Za-z0-9_$-]{1,63}$/;
