@@ -31,7 +31,8 @@ export function toAzureError(e: CustodyError): AzureError {
       return { status: 401, body: body('Unauthorized', msg, e.code) };
     case 403:
       if (UNUSABLE.has(e.code)) return { status: 403, body: body('Forbidden', msg, e.code) };
-      if (e.code === 'PermissionDenied') return { status: 403, body: body('Forbidden', msg, 'ForbiddenByRbac') };
+      if (e.code === 'PermissionDenied')
+        return { status: 403, body: body('Forbidden', msg, 'ForbiddenByRbac') };
       return { status: 403, body: body('Forbidden', msg, e.code) };
     case 404:
       if (NOT_FOUND.has(e.code)) return { status: 404, body: body('SecretNotFound', msg) };
