@@ -6,7 +6,7 @@ import pg from 'pg';
 import type { IssueContext } from '../../src/engines/engine.js';
 import { type PostgresConfig, postgresqlEngine } from '../../src/engines/postgresql/index.js';
 import { scramSha256Verifier } from '../../src/engines/postgresql/scram.js';
-import { generateUsername, sanitizeNamePart } from '../../src/engines/postgresql/username.js';
+import { generateUsername, sanitizeNamePart } from '../../src/engines/sql/username.js';
 import { CustodyError } from '../../src/errors.js';
 import { type PostgresCluster, startPostgres } from '../support/postgres.js';
 

@@ -1,93 +1,45 @@
-import { badRequest } from '../../errors.js';
 import {
-  optionalBoolean,
-  optionalInteger,
-  parseConnectionUrl,
-  type Raw,
-  rejectUnknownKeys,
-  requireString,
-} from '../postgresql/common.js';
+  type ConfigForm,
+  parseSqlConfig,
+  parseSqlTarget,
+  redactSqlConfig,
+  SQL_CONFIG_FIELDS,
+  type SqlConfig,
+  type SqlTarget,
+  type UrlForm,
+} from '../sql/config.js';
+import type { Raw } from '../sql/input.js';
 
-/** Engine config as the API takes it and as it is stored (encrypted). */
-export interface MysqlConfig {
-  /** `mysql://host:port/db` (db optional) — no credentials in it. `?ssl-mode=required|verify_identity` turns TLS on. */
-  connection_url: string;
-  username: string;
-  password: string;
-  /** Size of the engine's connection pool (default 4). */
-  max_connections: number;
-  /** With TLS on, verify the server certificate (default true). */
-  verify_tls: boolean;
-}
+/**
+ * Engine config as the API takes it and as it is stored (encrypted): the shared SQL fields;
+ * `mysql://host:port/db` (db optional), `?ssl-mode=required|verify_identity` turns TLS on.
+ */
+export type MysqlConfig = SqlConfig;
 
-export const CONFIG_FIELDS = [
-  'connection_url',
-  'username',
-  'password',
-  'max_connections',
-  'verify_tls',
-] as const;
-const CODE = 'InvalidEngineConfig';
-const EXAMPLE = 'mysql://db.internal:3306/app';
-const SSL_MODES = ['disabled', 'required', 'verify_ca', 'verify_identity'];
+export const CONFIG_FIELDS = SQL_CONFIG_FIELDS;
 
-export interface MysqlTarget {
-  host: string;
-  urlHost: string;
-  port: number;
-  /** '' when the URL names no database. */
-  database: string;
-  tls: boolean;
-}
+export const URL_FORM: UrlForm = {
+  schemes: ['mysql', 'mariadb'],
+  defaultPort: 3306,
+  example: 'mysql://db.internal:3306/app',
+  sslParam: 'ssl-mode',
+  sslModes: ['disabled', 'required', 'verify_ca', 'verify_identity'],
+  modeIgnoresCase: true,
+  // '' when the URL names none: sessions then have no default database.
+  defaultDatabase: '',
+};
 
-export function parseTarget(connectionUrl: string): MysqlTarget {
-  const u = parseConnectionUrl(connectionUrl, ['mysql', 'mariadb'], 3306, EXAMPLE, CODE);
-  for (const key of u.params.keys()) {
-    if (key !== 'ssl-mode') {
-      throw badRequest(
-        CODE,
-        `connection_url parameter ${JSON.stringify(key.slice(0, 64))} is not supported`,
-        'Only ?ssl-mode=disabled|required|verify_ca|verify_identity is; credentials go in username and password.',
-      );
-    }
-  }
-  const mode = (u.params.get('ssl-mode') ?? 'disabled').toLowerCase();
-  if (!SSL_MODES.includes(mode)) {
-    throw badRequest(
-      CODE,
-      'connection_url has an unsupported ssl-mode',
-      `ssl-mode is one of ${SSL_MODES.join(', ')}.`,
-    );
-  }
-  return { host: u.host, urlHost: u.urlHost, port: u.port, database: u.database, tls: mode !== 'disabled' };
-}
+const FORM: ConfigForm = {
+  what: 'MySQL engine config',
+  fields: CONFIG_FIELDS,
+  url: URL_FORM,
+  usernameHint: 'The admin user Custody connects as (needs CREATE USER).',
+  usernameMax: 80,
+  passwordHint: "The admin user's password.",
+};
 
-export function parseMysqlConfig(raw: Raw): MysqlConfig {
-  rejectUnknownKeys(raw, CONFIG_FIELDS, 'MySQL engine config', CODE);
-  const connection_url = requireString(raw, 'connection_url', CODE, `Example: ${EXAMPLE}`, 2048);
-  parseTarget(connection_url);
-  const username = requireString(
-    raw,
-    'username',
-    CODE,
-    'The admin user Custody connects as (needs CREATE USER).',
-    80,
-  );
-  const password = requireString(raw, 'password', CODE, "The admin user's password.", 1024);
-  return {
-    connection_url,
-    username,
-    password,
-    max_connections: optionalInteger(raw, 'max_connections', CODE, 4, 1, 100),
-    verify_tls: optionalBoolean(raw, 'verify_tls', CODE, true),
-  };
-}
+export const parseTarget = (connectionUrl: string): SqlTarget => parseSqlTarget(connectionUrl, URL_FORM);
 
-export function redactMysqlConfig(config: MysqlConfig): Record<string, unknown> {
-  return {
-    connection_url: config.connection_url,
-    username: config.username,
-    max_connections: config.max_connections,
-    verify_tls: config.verify_tls,
-  };
-}
+export const parseMysqlConfig = (raw: Raw): MysqlConfig => parseSqlConfig(raw, FORM);
+
+export const redactMysqlConfig = (config: MysqlConfig): Record<string, unknown> => redactSqlConfig(config);

@@ -1,14 +1,15 @@
 import mysql from 'mysql2/promise';
 import { badRequest } from '../../errors.js';
+import type { Raw } from '../sql/input.js';
 import {
-  type Placeholder,
   parseSqlRole,
-  type Raw,
-  renderStatement,
+  type Quoting,
+  renderStatements,
   SQL_ROLE_FIELDS,
   type SqlRole,
-} from '../postgresql/common.js';
-import { DEFAULT_USERNAME_TEMPLATE, validateUsernameTemplate } from '../postgresql/username.js';
+  type StatementValues,
+  creationTemplates as sqlCreationTemplates,
+} from '../sql/statements.js';
 
 /** MySQL allows 32 characters in a user name (MariaDB 80): use the smaller. */
 export const MYSQL_MAX_USERNAME = 32;
@@ -35,12 +36,9 @@ const GRANT_HINT =
 export function parseMysqlRole(raw: Raw): MysqlRole {
   return parseSqlRole(raw, {
     what: 'MySQL role',
-    code: CODE,
     statementHint: STATEMENT_HINT,
     grantHint: GRANT_HINT,
     maxUsername: MYSQL_MAX_USERNAME,
-    validateTemplate: validateUsernameTemplate,
-    defaultTemplate: DEFAULT_USERNAME_TEMPLATE,
     checkGrant(text) {
       if (!/\sON\s/i.test(` ${text} `))
         throw badRequest(CODE, 'A MySQL grant names privileges ON an object', GRANT_HINT);
@@ -50,15 +48,8 @@ export function parseMysqlRole(raw: Raw): MysqlRole {
   });
 }
 
-export function roleOrDefault(role: unknown): MysqlRole {
-  return role && typeof role === 'object' ? (role as MysqlRole) : {};
-}
-
 export function creationTemplates(role: MysqlRole): string[] {
-  return [
-    ...(role.creation_statements ?? [DEFAULT_CREATION]),
-    ...(role.grants ?? []).map((g) => `GRANT ${g} TO {{name}}@'%'`),
-  ];
+  return sqlCreationTemplates(role, DEFAULT_CREATION, (g) => `GRANT ${g} TO {{name}}@'%'`);
 }
 
 /**
@@ -77,16 +68,9 @@ export const mysqlTimestamp = (d: Date) =>
     .replace('T', ' ')
     .replace(/\.\d+Z$/, '');
 
-export function render(
-  templates: string[],
-  v: { name: string; password?: string; expiration?: Date },
-  noBackslashEscapes: boolean,
-): string[] {
-  const q = (s: string) => quoteString(s, noBackslashEscapes);
-  const quoted: Partial<Record<Placeholder, string>> = {
-    name: q(v.name),
-    ...(v.password !== undefined ? { password: q(v.password) } : {}),
-    ...(v.expiration !== undefined ? { expiration: q(mysqlTimestamp(v.expiration)) } : {}),
-  };
-  return templates.map((t) => renderStatement(t, quoted));
+/** Every placeholder, the user name too, is a string literal in MySQL (`'name'@'%'`). */
+export function render(templates: string[], v: StatementValues, noBackslashEscapes: boolean): string[] {
+  const literal = (s: string) => quoteString(s, noBackslashEscapes);
+  const quoting: Quoting = { name: literal, literal, timestamp: mysqlTimestamp };
+  return renderStatements(templates, v, quoting);
 }

@@ -1,23 +1,22 @@
 import { badRequest } from '../../errors.js';
 import {
-  optionalBoolean,
-  optionalInteger,
-  parseConnectionUrl,
-  type Raw,
-  rejectUnknownKeys,
-  requireString,
-} from './common.js';
+  type ConfigForm,
+  parseSqlConfig,
+  parseSqlTarget,
+  redactSqlConfig,
+  SQL_CONFIG_FIELDS,
+  type SqlConfig,
+  type SqlTarget,
+  type UrlForm,
+} from '../sql/config.js';
+import type { Raw } from '../sql/input.js';
 
-/** Engine config as the API takes it and as it is stored (encrypted). */
-export interface PostgresConfig {
-  /** `postgres://host:port/db` — no credentials in it. `?sslmode=require|verify-ca|verify-full` turns TLS on. */
-  connection_url: string;
-  username: string;
-  password: string;
-  /** Size of the engine's connection pool (default 4). */
-  max_connections: number;
-  /** With TLS on, verify the server certificate (default true). */
-  verify_tls: boolean;
+/**
+ * Engine config as the API takes it and as it is stored (encrypted): the shared SQL fields
+ * (`postgres://host:port/db`, `?sslmode=require|verify-ca|verify-full` turns TLS on) and how
+ * passwords travel.
+ */
+export interface PostgresConfig extends SqlConfig {
   /**
    * How passwords go to the server in CREATE/ALTER ROLE: `scram-sha-256` (default) sends the SCRAM
    * verifier, so the password never reaches the server's logs; `password` sends it as it is (only for
@@ -29,72 +28,34 @@ export interface PostgresConfig {
 export const PASSWORD_AUTHENTICATIONS = ['scram-sha-256', 'password'] as const;
 export type PasswordAuthentication = (typeof PASSWORD_AUTHENTICATIONS)[number];
 
-export const CONFIG_FIELDS = [
-  'connection_url',
-  'username',
-  'password',
-  'max_connections',
-  'verify_tls',
-  'password_authentication',
-] as const;
+export const CONFIG_FIELDS = [...SQL_CONFIG_FIELDS, 'password_authentication'] as const;
 const CODE = 'InvalidEngineConfig';
-const EXAMPLE = 'postgres://db.internal:5432/app';
-const SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'];
 
-export interface PostgresTarget {
-  host: string;
-  urlHost: string;
-  port: number;
-  database: string;
-  tls: boolean;
-}
+export const URL_FORM: UrlForm = {
+  schemes: ['postgres', 'postgresql'],
+  defaultPort: 5432,
+  example: 'postgres://db.internal:5432/app',
+  sslParam: 'sslmode',
+  sslModes: ['disable', 'require', 'verify-ca', 'verify-full'],
+  modeIgnoresCase: false,
+  // libpq's default too: every cluster has it.
+  defaultDatabase: 'postgres',
+};
 
-export function parseTarget(connectionUrl: string): PostgresTarget {
-  const u = parseConnectionUrl(connectionUrl, ['postgres', 'postgresql'], 5432, EXAMPLE, CODE);
-  for (const key of u.params.keys()) {
-    if (key !== 'sslmode') {
-      throw badRequest(
-        CODE,
-        `connection_url parameter ${JSON.stringify(key.slice(0, 64))} is not supported`,
-        'Only ?sslmode=disable|require|verify-ca|verify-full is; credentials go in username and password.',
-      );
-    }
-  }
-  const sslmode = u.params.get('sslmode') ?? 'disable';
-  if (!SSL_MODES.includes(sslmode)) {
-    throw badRequest(
-      CODE,
-      'connection_url has an unsupported sslmode',
-      `sslmode is one of ${SSL_MODES.join(', ')}.`,
-    );
-  }
-  return {
-    host: u.host,
-    urlHost: u.urlHost,
-    port: u.port,
-    database: u.database || 'postgres',
-    tls: sslmode !== 'disable',
-  };
-}
+const FORM: ConfigForm = {
+  what: 'PostgreSQL engine config',
+  fields: CONFIG_FIELDS,
+  url: URL_FORM,
+  usernameHint: 'The admin role Custody connects as (needs CREATEROLE).',
+  usernameMax: 63,
+  passwordHint: "The admin role's password.",
+};
+
+export const parseTarget = (connectionUrl: string): SqlTarget => parseSqlTarget(connectionUrl, URL_FORM);
 
 export function parsePostgresConfig(raw: Raw): PostgresConfig {
-  rejectUnknownKeys(raw, CONFIG_FIELDS, 'PostgreSQL engine config', CODE);
-  const connection_url = requireString(raw, 'connection_url', CODE, `Example: ${EXAMPLE}`, 2048);
-  parseTarget(connection_url);
-  const username = requireString(
-    raw,
-    'username',
-    CODE,
-    'The admin role Custody connects as (needs CREATEROLE).',
-    63,
-  );
-  const password = requireString(raw, 'password', CODE, "The admin role's password.", 1024);
   return {
-    connection_url,
-    username,
-    password,
-    max_connections: optionalInteger(raw, 'max_connections', CODE, 4, 1, 100),
-    verify_tls: optionalBoolean(raw, 'verify_tls', CODE, true),
+    ...parseSqlConfig(raw, FORM),
     password_authentication: passwordAuthentication(raw.password_authentication),
   };
 }
@@ -112,10 +73,7 @@ function passwordAuthentication(v: unknown): PasswordAuthentication {
 
 export function redactPostgresConfig(config: PostgresConfig): Record<string, unknown> {
   return {
-    connection_url: config.connection_url,
-    username: config.username,
-    max_connections: config.max_connections,
-    verify_tls: config.verify_tls,
+    ...redactSqlConfig(config),
     password_authentication: config.password_authentication ?? 'scram-sha-256',
   };
 }

@@ -2,8 +2,12 @@ import pg from 'pg';
 import { CustodyError } from '../../errors.js';
 import type { Engine, IssueContext, IssuedCredential, PreparedCredential } from '../engine.js';
 import { generatePassword } from '../password.js';
-import { isNetworkError, type Phase, scrubMessage, statusFor } from './common.js';
-import { type PostgresConfig, type PostgresTarget, parseTarget } from './config.js';
+import { CONNECT_TIMEOUT_MS, QUERY_TIMEOUT_MS, SqlEngine } from '../sql/engine.js';
+import { credentialGone, revocationUsername, userNotFound } from '../sql/errors.js';
+import { roleOrDefault } from '../sql/statements.js';
+import { DEFAULT_USERNAME_TEMPLATE, generateUsername } from '../sql/username.js';
+import type { PostgresConfig } from './config.js';
+import { isConcurrencyConflict, POSTGRESQL } from './dialect.js';
 import { verifierFor } from './scram.js';
 import {
   creationTemplates,
@@ -11,49 +15,20 @@ import {
   type PostgresRole,
   render,
   renewTemplates,
-  roleOrDefault,
 } from './statements.js';
-import { DEFAULT_USERNAME_TEMPLATE, generateUsername } from './username.js';
 
-/** How long to wait for a connection (TCP + auth), and for any one query, before giving up. */
-export const CONNECT_TIMEOUT_MS = 5_000;
-export const QUERY_TIMEOUT_MS = 30_000;
 /** pg_terminate_backend(pid, timeout) waits this long for each session to end (PostgreSQL 14+). */
 const TERMINATE_WAIT_MS = 5_000;
 
-interface Revocation {
-  username: string;
-}
+const revocationOf = (raw: Record<string, unknown>) =>
+  revocationUsername(raw, 'PostgreSQL', (username) => Buffer.byteLength(username) <= PG_MAX_USERNAME);
 
-function revocationOf(raw: Record<string, unknown>): Revocation {
-  const username = raw?.username;
-  if (
-    typeof username !== 'string' ||
-    username.length === 0 ||
-    Buffer.byteLength(username) > PG_MAX_USERNAME
-  ) {
-    throw new CustodyError(
-      'InvalidRevocationData',
-      400,
-      'The lease has no valid PostgreSQL user name to revoke',
-      'The lease record is damaged; remove the user by hand and force-revoke the lease.',
-    );
-  }
-  return { username };
-}
-
-export class PostgresEngine implements Engine<PostgresRole> {
+export class PostgresEngine extends SqlEngine<PostgresConfig, pg.Pool> implements Engine<PostgresRole> {
   readonly type = 'postgresql';
-  private config: PostgresConfig;
-  private readonly target: PostgresTarget;
-  private pool: pg.Pool;
-  private closed = false;
   private admin?: Promise<{ superuser: boolean; version: number }>;
 
   constructor(config: PostgresConfig) {
-    this.config = { ...config };
-    this.target = parseTarget(config.connection_url);
-    this.pool = this.makePool(config.password);
+    super(config, POSTGRESQL);
   }
 
   private clientConfig(password: string): pg.ClientConfig {
@@ -72,7 +47,7 @@ export class PostgresEngine implements Engine<PostgresRole> {
     };
   }
 
-  private makePool(password: string): pg.Pool {
+  protected makePool(password: string): pg.Pool {
     const pool = new pg.Pool({
       ...this.clientConfig(password),
       max: this.config.max_connections,
@@ -85,10 +60,20 @@ export class PostgresEngine implements Engine<PostgresRole> {
     return pool;
   }
 
+  protected async probe(password: string): Promise<void> {
+    const probe = new pg.Client(this.clientConfig(password));
+    probe.on('error', () => {});
+    try {
+      await probe.connect();
+      await probe.query('select 1');
+    } finally {
+      await probe.end().catch(() => {});
+    }
+  }
+
   /** Runs `fn` on one pooled client; a client that saw any error is discarded, not reused. */
   private async withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    if (this.closed)
-      throw new CustodyError('EngineClosed', 503, 'The engine was closed', 'Retry the request.');
+    this.checkOpen();
     const client = await this.pool.connect();
     const onError = () => {};
     client.on('error', onError);
@@ -151,68 +136,6 @@ export class PostgresEngine implements Engine<PostgresRole> {
     return this.admin;
   }
 
-  /** Any backend error as a CustodyError whose message holds no secret. */
-  private failure(err: unknown, phase: Phase, what: string, secrets: string[] = []): CustodyError {
-    if (err instanceof CustodyError) return err;
-    const e = err as { code?: string; message?: string };
-    const where = `PostgreSQL at ${this.target.urlHost}:${this.target.port}`;
-    const scrub = (m: unknown) => scrubMessage(m, [this.config.password, ...secrets]);
-    if (e?.code === '28P01' || e?.code === '28000') {
-      return new CustodyError(
-        'EngineAuthenticationFailed',
-        statusFor(phase, 502),
-        `${where} refused the login of admin user ${JSON.stringify(this.config.username)}`,
-        'Check username and password; the server must allow password login from the broker (pg_hba.conf).',
-      );
-    }
-    if (e?.code === '3D000') {
-      return new CustodyError(
-        'EngineUnreachable',
-        statusFor(phase, 502),
-        `${where} has no database ${JSON.stringify(this.target.database)}`,
-        'Fix the database name at the end of connection_url.',
-      );
-    }
-    if (e?.code === '42501') {
-      return new CustodyError(
-        'EngineInsufficientPrivilege',
-        statusFor(phase, 502),
-        `${what}: the admin user lacks a privilege: ${scrub(e.message)}`,
-        'The admin role needs CREATEROLE and the grant option on what roles grant (or be superuser).',
-      );
-    }
-    if (typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code)) {
-      return new CustodyError(
-        'EngineStatementFailed',
-        statusFor(phase, 502),
-        `${what} failed on ${where}: ${scrub(e.message)} (SQLSTATE ${e.code})`,
-        'Check the role statements and grants against the database.',
-      );
-    }
-    if (isNetworkError(err)) {
-      return new CustodyError(
-        'EngineUnreachable',
-        statusFor(phase, 503),
-        `Could not reach ${where}${e?.code ? ` (${e.code})` : ''}: ${scrub(e?.message)}`,
-        'Check the host, port and TLS settings in connection_url, and that the server is up and reachable from the broker.',
-      );
-    }
-    return new CustodyError(
-      'EngineError',
-      statusFor(phase, 502),
-      `${what} failed on ${where}: ${scrub(e?.message)}`,
-      'Check the engine configuration and the database server log.',
-    );
-  }
-
-  private async run<T>(phase: Phase, what: string, fn: () => Promise<T>, secrets: string[] = []): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw this.failure(err, phase, what, secrets);
-    }
-  }
-
   async verify(): Promise<void> {
     await this.run('verify', 'Checking the admin connection', () =>
       this.withClient(async (client) => {
@@ -258,40 +181,22 @@ export class PostgresEngine implements Engine<PostgresRole> {
       () => this.withClient((c) => this.transaction(c, statements, 'Creating the database role', secrets)),
       secrets,
     );
-    const t = this.target;
-    const query = t.tls ? '?sslmode=require' : '';
-    return {
-      username: prepared.username,
-      password: prepared.password,
-      data: {
-        connection_url: `postgres://${encodeURIComponent(prepared.username)}@${t.urlHost}:${t.port}/${encodeURIComponent(t.database)}${query}`,
-        database: t.database,
-        host: t.host,
-        port: String(t.port),
-      },
-    };
+    return this.issued(prepared);
   }
 
   async renew(role: PostgresRole, revocation: Record<string, unknown>, expiresAt: Date): Promise<void> {
-    const { username } = revocationOf(revocation);
+    const username = revocationOf(revocation);
     const statements = render(renewTemplates(roleOrDefault(role)), { name: username, expiration: expiresAt });
     await this.run('runtime', 'Renewing the database role', () =>
       this.withClient(async (client) => {
-        if (!(await roleExists(client, username))) {
-          throw new CustodyError(
-            'EngineCredentialNotFound',
-            404,
-            `Database role ${JSON.stringify(username)} no longer exists`,
-            'The credential was removed outside Custody; issue a new one.',
-          );
-        }
+        if (!(await roleExists(client, username))) throw credentialGone('Database role', username);
         await this.transaction(client, statements, 'Renewing the database role', []);
       }),
     );
   }
 
   async revoke(role: PostgresRole | null, revocation: Record<string, unknown>): Promise<void> {
-    const { username } = revocationOf(revocation);
+    const username = revocationOf(revocation);
     const r = roleOrDefault(role);
     await this.run('runtime', 'Revoking the database role', () =>
       this.withClient(async (client) => {
@@ -371,14 +276,7 @@ export class PostgresEngine implements Engine<PostgresRole> {
       'Setting the password',
       () =>
         this.withClient(async (client) => {
-          if (!(await roleExists(client, username))) {
-            throw new CustodyError(
-              'EngineUserNotFound',
-              404,
-              `PostgreSQL role ${JSON.stringify(username)} does not exist`,
-              'Create the user first, or fix the static role.',
-            );
-          }
+          if (!(await roleExists(client, username))) throw userNotFound('PostgreSQL role', username);
           await client.query(
             `ALTER ROLE ${pg.escapeIdentifier(username)} WITH PASSWORD ${pg.escapeLiteral(wire)}`,
           );
@@ -393,51 +291,15 @@ export class PostgresEngine implements Engine<PostgresRole> {
     const [oldWire, newWire] = await Promise.all([oldPassword, newPassword].map((p) => this.wirePassword(p)));
     const setTo = (p: string) => `ALTER ROLE CURRENT_USER WITH PASSWORD ${pg.escapeLiteral(p)}`;
     const secrets = [oldPassword, newPassword, oldWire, newWire];
-    await this.run(
-      'runtime',
-      'Rotating the admin password',
-      () => this.withClient((c) => c.query(setTo(newWire))),
-      secrets,
+    const stored = await this.rotateAdminPassword(newPassword, secrets, (which) =>
+      this.withClient((c) => c.query(setTo(which === 'new' ? newWire : oldWire))),
     );
-    // Prove the new password works on a fresh connection before forgetting the old one.
-    const probe = new pg.Client(this.clientConfig(newPassword));
-    probe.on('error', () => {});
-    try {
-      await probe.connect();
-      await probe.query('select 1');
-    } catch (err) {
-      // Put the old password back (an open pooled session still works) so the stored config stays valid.
-      await this.withClient((c) => c.query(setTo(oldWire))).catch(() => {});
-      throw this.failure(err, 'runtime', 'Logging in with the rotated admin password', secrets);
-    } finally {
-      await probe.end().catch(() => {});
-    }
-    const oldPool = this.pool;
-    this.config = { ...this.config, password: newPassword };
-    this.pool = this.makePool(newPassword);
-    this.admin = undefined;
-    await oldPool.end().catch(() => {});
-    return { ...this.config };
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.pool.end().catch(() => {});
+    this.admin = undefined; // the new pool reads the admin's attributes afresh
+    return stored;
   }
 }
 
 async function roleExists(client: pg.PoolClient, username: string): Promise<boolean> {
   const { rowCount } = await client.query('select 1 from pg_roles where rolname = $1', [username]);
   return (rowCount ?? 0) > 0;
-}
-
-/** Catalog contention between concurrent role changes: safe to retry the whole transaction. */
-function isConcurrencyConflict(err: unknown): boolean {
-  const e = err as { code?: string; message?: string };
-  return (
-    e?.code === '40001' ||
-    e?.code === '40P01' ||
-    (e?.code === 'XX000' && /concurrently/.test(e.message ?? ''))
-  );
 }

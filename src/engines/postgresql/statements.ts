@@ -1,14 +1,15 @@
 import pg from 'pg';
 import { badRequest } from '../../errors.js';
+import type { Raw } from '../sql/input.js';
 import {
-  type Placeholder,
   parseSqlRole,
-  type Raw,
-  renderStatement,
+  type Quoting,
+  renderStatements,
   SQL_ROLE_FIELDS,
   type SqlRole,
-} from './common.js';
-import { DEFAULT_USERNAME_TEMPLATE, validateUsernameTemplate } from './username.js';
+  type StatementValues,
+  creationTemplates as sqlCreationTemplates,
+} from '../sql/statements.js';
 
 /** PostgreSQL role names are at most 63 bytes (NAMEDATALEN - 1); generated names are ASCII. */
 export const PG_MAX_USERNAME = 63;
@@ -37,12 +38,9 @@ const ROLE_NAME = /^[A-Za-z0-9_$-]{1,63}$/;
 export function parsePostgresRole(raw: Raw): PostgresRole {
   return parseSqlRole(raw, {
     what: 'PostgreSQL role',
-    code: CODE,
     statementHint: STATEMENT_HINT,
     grantHint: GRANT_HINT,
     maxUsername: PG_MAX_USERNAME,
-    validateTemplate: validateUsernameTemplate,
-    defaultTemplate: DEFAULT_USERNAME_TEMPLATE,
     checkGrant(text) {
       // Without ON, a grant is a list of roles to grant membership in.
       if (/\sON\s/i.test(` ${text} `)) return;
@@ -59,11 +57,6 @@ export function parsePostgresRole(raw: Raw): PostgresRole {
   });
 }
 
-/** A role as stored (JSON) and handed back; tolerates null for "no role" (revocation defaults). */
-export function roleOrDefault(role: unknown): PostgresRole {
-  return role && typeof role === 'object' ? (role as PostgresRole) : {};
-}
-
 /** One grant shorthand as a full statement template for `{{name}}`. */
 export function grantStatement(grant: string): string {
   if (/\sON\s/i.test(` ${grant} `)) return `GRANT ${grant} TO {{name}}`;
@@ -75,7 +68,7 @@ export function grantStatement(grant: string): string {
 }
 
 export function creationTemplates(role: PostgresRole): string[] {
-  return [...(role.creation_statements ?? [DEFAULT_CREATION]), ...(role.grants ?? []).map(grantStatement)];
+  return sqlCreationTemplates(role, DEFAULT_CREATION, grantStatement);
 }
 
 export function renewTemplates(role: PostgresRole): string[] {
@@ -83,19 +76,12 @@ export function renewTemplates(role: PostgresRole): string[] {
 }
 
 /** Placeholders quoted for PostgreSQL: the name as an identifier, the rest as literals. */
-export function quotedValues(v: {
-  name: string;
-  password?: string;
-  expiration?: Date;
-}): Partial<Record<Placeholder, string>> {
-  return {
-    name: pg.escapeIdentifier(v.name),
-    ...(v.password !== undefined ? { password: pg.escapeLiteral(v.password) } : {}),
-    ...(v.expiration !== undefined ? { expiration: pg.escapeLiteral(v.expiration.toISOString()) } : {}),
-  };
-}
+const QUOTING: Quoting = {
+  name: (v) => pg.escapeIdentifier(v),
+  literal: (v) => pg.escapeLiteral(v),
+  timestamp: (d) => d.toISOString(),
+};
 
-export function render(templates: string[], v: Parameters<typeof quotedValues>[0]): string[] {
-  const quoted = quotedValues(v);
-  return templates.map((t) => renderStatement(t, quoted));
+export function render(templates: string[], v: StatementValues): string[] {
+  return renderStatements(templates, v, QUOTING);
 }
