@@ -81,15 +81,6 @@ export class SecretIds {
     }
   }
 
-  async destroyAll(ref: RoleRef): Promise<void> {
-    await this.storage.db
-      .deleteFrom('approle_secret_ids')
-      .where('env', '=', ref.env)
-      .where('method', '=', ref.method)
-      .where('role', '=', ref.role)
-      .execute();
-  }
-
   /**
    * Checks a presented secret id for this role from `ip` and consumes one use (atomically; the
    * last use deletes it). Returns its accessor and metadata.

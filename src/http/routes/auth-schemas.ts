@@ -4,7 +4,7 @@ import { METHOD_NAME_PATTERN, ROLE_NAME_PATTERN } from '../../auth/methods/names
 /** Schemas and operation shapes shared by the auth route modules (methods, roles, secret ids, login). */
 export const tags = ['auth'];
 export const err = { '4xx': { $ref: 'Error#' } };
-export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+export { Nullable } from '../schemas.js';
 export const Strings = (maxItems: number, maxLength = 512) =>
   Type.Array(Type.String({ minLength: 1, maxLength }), { maxItems });
 
