@@ -1,4 +1,4 @@
-import { type TSchema, Type } from '@sinclair/typebox';
+import { Type } from '@sinclair/typebox';
 import { METHOD_NAME_PATTERN, ROLE_NAME_PATTERN } from '../../auth/methods/names.js';
 
 /** Schemas and operation shapes shared by the auth route modules (methods, roles, secret ids, login). */
