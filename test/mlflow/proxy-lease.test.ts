@@ -7,22 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import { Agent, request } from 'undici';
 import { type BrokerProcess, CUSTODY_BIN, startBrokerProcess } from '../support/broker-process.js';
 import { type MlflowServer, mlflowRequest, startMlflow } from '../support/mlflow.js';
+import { runProcess as run } from '../support/process.js';
 import { ensureVenv } from '../support/python-venv.js';
-
-function run(
-  cmd: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    p.on('close', (code) => resolve({ code: code ?? -1, out, err }));
-  });
-}
 
 // Logs one metric a second for SECONDS seconds (longer than the lease TTL); every call must succeed.
 const SECONDS = 8;

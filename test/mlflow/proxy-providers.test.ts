@@ -18,6 +18,7 @@ import {
 } from '../../src/compat/azure/managed-identity.js';
 import { resolveServerConfig } from '../../src/config.js';
 import { type MlflowServer, mlflowRequest, startMlflow } from '../support/mlflow.js';
+import { runProcess as run } from '../support/process.js';
 import { ensureVenv } from '../support/python-venv.js';
 
 /**
@@ -81,21 +82,6 @@ const freePort = () =>
       s.close(() => resolve(port));
     });
   });
-
-function run(
-  cmd: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    p.on('close', (code) => resolve({ code: code ?? -1, out, err }));
-  });
-}
 
 interface RunningProxy {
   uri: string;

@@ -12,24 +12,10 @@ import { fetchWithAuth } from '../../src/client/mlflow/fetch-with-auth.js';
 import { staticSource } from '../../src/client/mlflow/source.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { type MlflowServer, mlflowRequest, startMlflow } from '../support/mlflow.js';
+import { runProcess as run } from '../support/process.js';
 import { ensureVenv } from '../support/python-venv.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
-
-function run(
-  cmd: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    p.on('close', (code) => resolve({ code: code ?? -1, out, err }));
-  });
-}
 
 const SCRIPT = `
 import os, sys, mlflow
