@@ -1,11 +1,12 @@
 import type { Selectable } from 'kysely';
 import type { Barrier } from '../barrier/barrier.js';
-import { badRequest, conflict, notFound } from '../errors.js';
+import { badRequest, CustodyError, conflict, notFound } from '../errors.js';
 import { validateEnvName } from '../kv/names.js';
 import type { Storage } from '../storage/storage.js';
 import type { EngineTable } from '../storage/tables.js';
 import type { Engine, EngineFactory } from './engine.js';
 import type { EngineInfo, EngineService } from './engine-service.js';
+import { generatePassword } from './password.js';
 
 /**
  * Mounted engines: their stored (encrypted) connection config, and the live instances opened
@@ -13,6 +14,8 @@ import type { EngineInfo, EngineService } from './engine-service.js';
  */
 
 const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** The admin password a rotate-root is setting, kept (sealed) in the stored config until it is done. */
+const PENDING = 'pending_root_password';
 const configAad = (env: string, name: string) => `custody:engine:${env}/${name}`;
 
 export function validateEngineName(kind: 'engine' | 'role', name: string): string {
@@ -91,16 +94,61 @@ export function createEngineMounts(
   }
 
   async function open(env: string, name: string): Promise<Engine> {
-    const r = await row(env, name);
+    let r = await row(env, name);
     const key = `${env}/${name}`;
     const cached = instances.get(key);
     // updated_at changes on reconfigure and rotate-root (also by another broker node).
     if (cached && cached.updatedAt === r.updated_at) return cached.engine;
     if (cached) await cached.engine.close().catch(() => {});
+    instances.delete(key);
     const f = factoryFor(r.type);
-    const engine = f.open(f.parseConfig(await decryptConfig(r)));
+    let raw = await decryptConfig(r);
+    if (typeof raw[PENDING] === 'string') {
+      // A rotate-root did not finish (a crash, or it is running on another node): settle first.
+      await settleRotation(r);
+      r = await row(env, name);
+      raw = await decryptConfig(r);
+    }
+    const engine = f.open(f.parseConfig(raw));
     instances.set(key, { engine, updatedAt: r.updated_at });
     return engine;
+  }
+
+  /**
+   * After an unfinished rotate-root: the admin password that logs in — the stored one or the pending
+   * one — becomes the stored config. Written only if the row is still as read (another node may just
+   * have finished the rotation). When neither logs in, the pending password stays for a later try.
+   */
+  async function settleRotation(r: Selectable<EngineTable>): Promise<void> {
+    const f = factoryFor(r.type);
+    const { [PENDING]: pending, ...current } = await decryptConfig(r);
+    for (const candidate of [current, { ...current, password: pending }]) {
+      const engine = f.open(f.parseConfig(candidate));
+      try {
+        await engine.verify();
+      } catch {
+        continue;
+      } finally {
+        await engine.close().catch(() => {});
+      }
+      await db
+        .updateTable('engines')
+        .set({
+          config: barrier.encrypt(JSON.stringify(candidate), configAad(r.env, r.name)),
+          updated_at: Date.now(),
+        })
+        .where('env', '=', r.env)
+        .where('name', '=', r.name)
+        .where('config', '=', r.config)
+        .execute();
+      return;
+    }
+    throw new CustodyError(
+      'EngineUnreachable',
+      502,
+      `Engine ${r.env}/${r.name}: a rotate-root did not finish and neither admin password logs in now`,
+      'Check that the server is up; the next request tries both passwords again.',
+    );
   }
 
   async function storeConfig(
@@ -207,7 +255,28 @@ export function createEngineMounts(
     async rotateRoot(env, name) {
       const engine = await open(env, name);
       const r = await row(env, name);
-      const config = await engine.rotateRoot();
+      const current = await decryptConfig(r);
+      const next = generatePassword(32);
+      // Crash safety: the new password is stored (sealed) before the server changes, so a broker that
+      // dies before the final store can still find out which password is in force (settleRotation).
+      const pending = barrier.encrypt(JSON.stringify({ ...current, [PENDING]: next }), configAad(env, name));
+      await db
+        .updateTable('engines')
+        .set({ config: pending })
+        .where('env', '=', env)
+        .where('name', '=', name)
+        .where('config', '=', r.config)
+        .execute();
+      let config: Record<string, unknown>;
+      try {
+        config = await engine.rotateRoot(next);
+      } catch (err) {
+        // The change may or may not have happened (a lost answer): settle on what logs in.
+        instances.delete(`${env}/${name}`);
+        await engine.close().catch(() => {});
+        await settleRotation(await row(env, name)).catch(() => {});
+        throw err;
+      }
       await storeConfig(env, name, r.type, config, false);
       return toInfo(await row(env, name));
     },

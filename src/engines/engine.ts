@@ -49,8 +49,12 @@ export interface Engine<Role = unknown> {
   revoke(role: Role | null, revocation: Record<string, unknown>): Promise<void>;
   /** Static roles: sets an existing user's password (Custody owns it from now on). */
   setPassword(username: string, password: string): Promise<void>;
-  /** Rotates the engine's own admin password; returns the new connection config to store. */
-  rotateRoot(): Promise<Record<string, unknown>>;
+  /**
+   * Sets the engine's own admin password to `newPassword` (chosen and stored as pending by the
+   * service first, so a crash half-way cannot lose it); returns the new connection config to store.
+   * Every engine config keeps the admin password under `password`.
+   */
+  rotateRoot(newPassword: string): Promise<Record<string, unknown>>;
   close(): Promise<void>;
 }
 

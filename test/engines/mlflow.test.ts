@@ -9,6 +9,7 @@ import type { Engine, IssueContext } from '../../src/engines/engine.js';
 import { scrub } from '../../src/engines/mlflow/client.js';
 import { type MlflowConfig, type MlflowRole, mlflowEngine } from '../../src/engines/mlflow/index.js';
 import { renderUsername } from '../../src/engines/mlflow/username.js';
+import { generatePassword } from '../../src/engines/password.js';
 import { CustodyError } from '../../src/errors.js';
 import { ensureTls } from '../../src/http/tls.js';
 import { type MlflowServer, mlflowRequest, startMlflow } from '../support/mlflow.js';
@@ -641,7 +642,7 @@ describe('mlflow engine against a real MLflow server (https)', () => {
 
   it('rotateRoot changes the admin password, verifies it and returns the new config', async () => {
     const old = adminPassword;
-    const next = await engine.rotateRoot();
+    const next = await engine.rotateRoot(generatePassword(32));
     const parsed = mlflowEngine.parseConfig(next);
     assert.notEqual(parsed.password, old);
     assert.ok(parsed.password.length >= 32);

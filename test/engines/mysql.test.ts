@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
 import type { IssueContext } from '../../src/engines/engine.js';
 import { type MysqlConfig, mysqlEngine } from '../../src/engines/mysql/index.js';
+import { generatePassword } from '../../src/engines/password.js';
 import { CustodyError } from '../../src/errors.js';
 import { type MariadbServer, startMariadb } from '../support/mariadb.js';
 
@@ -481,7 +482,7 @@ describe('MySQL/MariaDB engine', () => {
       const engine = open(rotConfig);
       await engine.verify();
       const t0 = performance.now();
-      const next = mysqlEngine.parseConfig(await engine.rotateRoot());
+      const next = mysqlEngine.parseConfig(await engine.rotateRoot(generatePassword(32)));
       timings('mysql rotateRoot', performance.now() - t0);
       assert.notEqual(next.password, startPw);
       assert.ok(next.password.length >= 32);

@@ -4,6 +4,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import type { IssueContext } from '../../src/engines/engine.js';
+import { generatePassword } from '../../src/engines/password.js';
 import { type PostgresConfig, postgresqlEngine } from '../../src/engines/postgresql/index.js';
 import { scramSha256Verifier } from '../../src/engines/postgresql/scram.js';
 import { generateUsername, sanitizeNamePart } from '../../src/engines/sql/username.js';
@@ -677,7 +678,7 @@ describe('PostgreSQL engine', () => {
       const engine = open(rotConfig);
       await engine.verify();
       const t0 = performance.now();
-      const next = postgresqlEngine.parseConfig(await engine.rotateRoot());
+      const next = postgresqlEngine.parseConfig(await engine.rotateRoot(generatePassword(32)));
       timings('pg rotateRoot', performance.now() - t0);
       assert.notEqual(next.password, startPw);
       assert.ok(next.password.length >= 32);

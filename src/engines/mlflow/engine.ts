@@ -204,9 +204,8 @@ export class MlflowEngine implements Engine<MlflowRole> {
     }
   }
 
-  async rotateRoot(): Promise<Record<string, unknown>> {
+  async rotateRoot(next: string): Promise<Record<string, unknown>> {
     const old = this.config.password;
-    const next = generatePassword(PASSWORD_LENGTH);
     try {
       // MLflow 3.13+ wants the current password when a user changes its own; older ones ignore it.
       await this.client.call('PATCH', '2.0/mlflow/users/update-password', this.admin, {

@@ -256,9 +256,8 @@ export class MysqlEngine extends SqlEngine<MysqlConfig, mysql.Pool> implements E
     );
   }
 
-  async rotateRoot(): Promise<Record<string, unknown>> {
+  async rotateRoot(newPassword: string): Promise<Record<string, unknown>> {
     const oldPassword = this.config.password;
-    const newPassword = generatePassword(32);
     // The account by name: MariaDB 10.11 accepts `ALTER USER CURRENT_USER() IDENTIFIED BY …` and
     // silently changes nothing.
     const setTo = (p: string) =>

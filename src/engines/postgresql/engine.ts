@@ -285,9 +285,8 @@ export class PostgresEngine extends SqlEngine<PostgresConfig, pg.Pool> implement
     );
   }
 
-  async rotateRoot(): Promise<Record<string, unknown>> {
+  async rotateRoot(newPassword: string): Promise<Record<string, unknown>> {
     const oldPassword = this.config.password;
-    const newPassword = generatePassword(32);
     const [oldWire, newWire] = await Promise.all([oldPassword, newPassword].map((p) => this.wirePassword(p)));
     const setTo = (p: string) => `ALTER ROLE CURRENT_USER WITH PASSWORD ${pg.escapeLiteral(p)}`;
     const secrets = [oldPassword, newPassword, oldWire, newWire];
