@@ -53,6 +53,7 @@ describe('custody run: workload logins and --expect', () => {
     ]);
     await ok(['auth', 'role', 'write', 'prod/jwt/job', '--token-ttl', '1h', '--token-max-ttl', '8h']);
     await ok(['auth', 'role', 'write', 'prod/jwt/short', '--token-ttl', '2s', '--token-max-ttl', '3s']);
+    await ok(['auth', 'role', 'write', 'prod/jwt/warn', '--token-ttl', '4s', '--token-max-ttl', '6s']);
     jwtFile = path.join(work, 'job.jwt');
     await writeFile(jwtFile, `${await issuer.sign({ sub: 'jobber', aud: 'custody' })}\n`);
     // First login creates the identity; then grant it the secret.
@@ -157,11 +158,12 @@ describe('custody run: workload logins and --expect', () => {
   it('warns on stderr and in the audit trail before the token ends, and when it has', async () => {
     const f = path.join(work, 'warn.jwt');
     await writeFile(f, await issuer.sign({ sub: 'jobber', aud: 'custody' }));
-    // A token that cannot be replaced (no --login): TTL 2 s, max TTL 3 s; the command outlives it.
-    const token = await ok(['login', 'prod/jwt/short', '--jwt-file', f]);
+    // A token that cannot be replaced (no --login): TTL 4 s, max TTL 6 s; the command outlives it
+    // (room for a slow CLI start on a loaded machine: the token must still work when the run begins).
+    const token = await ok(['login', 'prod/jwt/warn', '--jwt-file', f]);
     const self = await api.ok('GET', '/v1/auth/token/lookup-self', undefined, token);
     const r = await cli(
-      ['run', '--', process.execPath, '-e', 'setTimeout(() => console.log("done"), 4500)'],
+      ['run', '--', process.execPath, '-e', 'setTimeout(() => console.log("done"), 7500)'],
       {
         env: { CUSTODY_TOKEN: token },
       },
