@@ -37,6 +37,8 @@ export interface RunningBroker {
   initializedNow: boolean;
   /** The assembled services (for in-process tools and tests). */
   services: Services;
+  /** After the audit file was renamed away (logrotate): the next entry opens the path again. */
+  reopenAuditFiles(): void;
   close(): Promise<void>;
 }
 
@@ -191,6 +193,9 @@ export async function startBroker(
     rootTokenPath,
     initializedNow,
     services,
+    reopenAuditFiles() {
+      for (const s of sinks) if (s instanceof FileSink) s.reopen();
+    },
     async close() {
       clearInterval(timer);
       await reaper.stop();

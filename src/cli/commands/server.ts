@@ -127,7 +127,9 @@ function banner(broker: RunningBroker, config: ServerConfig, seal: SealStatus) {
 export function registerServer(program: Command): void {
   const server = program
     .command('server')
-    .description('Run the broker (HTTPS on 127.0.0.1:8270, data in ./.custody) until SIGINT/SIGTERM')
+    .description(
+      'Run the broker (HTTPS on 127.0.0.1:8270, data in ./.custody) until SIGINT/SIGTERM; SIGHUP reopens the audit file',
+    )
     .option('--data-dir <dir>', 'where the database, keys, TLS files and audit log live (default ./.custody)')
     .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8270)')
     .option('--storage <url>', 'postgres://… for shared storage (default: SQLite in the data dir)')
@@ -170,6 +172,13 @@ export function registerServer(program: Command): void {
         throw startError(err, config);
       }
       const signal = waitForSignal();
+      // logrotate's postrotate `kill -HUP`: the chain goes on in the new file (verify them in order).
+      const b0 = broker;
+      const onHup = () => {
+        b0.reopenAuditFiles();
+        process.stderr.write('Received SIGHUP: the audit file is reopened at the next entry.\n');
+      };
+      process.on('SIGHUP', onHup);
       const res = await broker.app.inject({ method: 'GET', url: '/v1/sys/seal-status' });
       const b = banner(broker, config, res.json() as SealStatus);
       const out = outputOf(cmd);
@@ -177,6 +186,7 @@ export function registerServer(program: Command): void {
       else process.stderr.write(b.text);
       const got = await signal;
       process.stderr.write(`Received ${got}: closing the broker…\n`);
+      process.off('SIGHUP', onHup);
       await broker.close();
       process.stderr.write('Broker closed.\n');
     });
