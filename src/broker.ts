@@ -91,6 +91,8 @@ export async function startBroker(
   });
   // As in Vault: revoking a token (a job's, or its parent's) ends the leases it issued.
   tokens.onRevoke((accessors) => leases.endForTokens(accessors));
+  // An engine with unfinished leases cannot be removed (their revocation needs it).
+  engines.guardRemoval((env, name) => leases.hasUnfinished(`${env}/${name}/`));
   const keyFile = path.join(config.dataDir, 'unseal.key');
   const operator = new OperatorService({ barrier, tokens, audit, meta, mode: config.unseal, keyFile });
 

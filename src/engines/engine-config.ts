@@ -31,7 +31,10 @@ export function validateEngineName(kind: 'engine' | 'role', name: string): strin
 
 /** The engine service's part for mounted engines, and what roles need of it. */
 export interface EngineMounts
-  extends Pick<EngineService, 'configure' | 'list' | 'info' | 'remove' | 'open' | 'rotateRoot' | 'close'> {
+  extends Pick<
+    EngineService,
+    'configure' | 'list' | 'info' | 'remove' | 'open' | 'rotateRoot' | 'guardRemoval' | 'close'
+  > {
   factoryFor(type: string): EngineFactory<any, any>;
   /** The engine's row; 404 EngineNotFound when it is not mounted. */
   row(env: string, name: string): Promise<Selectable<EngineTable>>;
@@ -44,6 +47,7 @@ export function createEngineMounts(
 ): EngineMounts {
   const { db } = storage;
   const instances = new Map<string, { engine: Engine; updatedAt: number }>();
+  const removalGuards: ((env: string, engine: string) => Promise<boolean>)[] = [];
 
   function factoryFor(type: string): EngineFactory<any, any> {
     const f = factories[type];
@@ -231,14 +235,9 @@ export function createEngineMounts(
 
     async remove(env, name) {
       await row(env, name);
-      const live = await db
-        .selectFrom('leases')
-        .select('id')
-        .where('env', '=', env)
-        .where('engine', '=', name)
-        .where('state', 'in', ['creating', 'active', 'revoking', 'revoke-failed'])
-        .executeTakeFirst();
-      if (live) {
+      let inUse = false;
+      for (const guard of removalGuards) inUse ||= await guard(env, name);
+      if (inUse) {
         throw conflict(
           'EngineHasLeases',
           `Engine ${env}/${name} still has unrevoked leases`,
@@ -250,6 +249,10 @@ export function createEngineMounts(
       const cached = instances.get(`${env}/${name}`);
       instances.delete(`${env}/${name}`);
       await cached?.engine.close().catch(() => {});
+    },
+
+    guardRemoval(inUse) {
+      removalGuards.push(inUse);
     },
 
     async rotateRoot(env, name) {

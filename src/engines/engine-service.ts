@@ -64,6 +64,11 @@ export interface EngineService {
   /** Static roles whose rotation period has passed. */
   dueStaticRoles(now?: number): Promise<EngineRole[]>;
   rotateRoot(env: string, engine: string): Promise<EngineInfo>;
+  /**
+   * `inUse` is asked before an engine is removed (the lease service: unfinished leases); the engine
+   * domain does not read other domains' tables.
+   */
+  guardRemoval(inUse: (env: string, engine: string) => Promise<boolean>): void;
   close(): Promise<void>;
 }
 
@@ -94,6 +99,7 @@ export function createEngineService(
     rotateStatic: statics.rotateStatic,
     dueStaticRoles: statics.dueStaticRoles,
     rotateRoot: mounts.rotateRoot,
+    guardRemoval: mounts.guardRemoval,
     close: mounts.close,
   };
 }

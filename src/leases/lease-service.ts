@@ -8,7 +8,7 @@ import type { Storage } from '../storage/storage.js';
 import type { LeaseState } from '../storage/tables.js';
 import { createLeaseIssuance } from './lease-issuance.js';
 import { createLeaseRevocation } from './lease-revocation.js';
-import { createLeaseStore, toLease } from './lease-store.js';
+import { createLeaseStore, toLease, UNFINISHED } from './lease-store.js';
 
 export interface Lease {
   id: string;
@@ -79,6 +79,8 @@ export interface LeaseService {
   /** One reaper pass: claims due leases (safely across broker nodes) and revokes them. */
   reapOnce(now?: number): Promise<ReapResult>;
   countByState(state: LeaseState): Promise<number>;
+  /** Whether a lease of `ENV/ENGINE/` (or any prefix) is not finished yet (not revoked). */
+  hasUnfinished(prefix: string): Promise<boolean>;
 }
 
 export interface LeaseServiceDeps {
@@ -146,6 +148,17 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
 
     endForTokens: revoker.endForTokens,
     reapOnce: revoker.reapOnce,
+
+    async hasUnfinished(prefix) {
+      const r = await db
+        .selectFrom('leases')
+        .select('id')
+        .where('id', '>=', prefix)
+        .where('id', '<', `${prefix}\uffff`)
+        .where('state', 'in', UNFINISHED)
+        .executeTakeFirst();
+      return r !== undefined;
+    },
 
     async countByState(state) {
       const r = await db
