@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -18,7 +17,7 @@ import {
 } from '../../src/compat/azure/managed-identity.js';
 import { resolveServerConfig } from '../../src/config.js';
 import { type MlflowServer, mlflowRequest, startMlflow } from '../support/mlflow.js';
-import { runProcess as run } from '../support/process.js';
+import { freePort, runProcess as run } from '../support/process.js';
 import { ensureVenv } from '../support/python-venv.js';
 
 /**
@@ -72,16 +71,6 @@ dns.lookup = function lookup(host, opts, cb) {
 `;
 
 const STACK = /^\s+at .+[(:]\d+/m;
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 
 interface RunningProxy {
   uri: string;

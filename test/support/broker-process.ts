@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from './process.js';
 
 /** The CLI launcher; it runs the compiled dist/ (run `npm run build` first). */
 export const CUSTODY_BIN = fileURLToPath(new URL('../../bin/custody', import.meta.url));
@@ -54,18 +54,8 @@ export interface CliResult {
   stderr: string;
 }
 
-/** A port nobody listens on right now (listen on 0, read it, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** A loopback port nobody listens on right now (shared by the tests that start servers). */
+export { freePort };
 
 /** This process's environment without CUSTODY_* variables, so tests never pick up a developer's setup. */
 function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {

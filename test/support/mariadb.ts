@@ -1,11 +1,11 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
-import { chmod, chown, mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { chmod, chown, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
+import { freePort, onProcessExit, readFrom } from './process.js';
 
 /**
  * A throwaway MariaDB server for tests (Debian's `mariadb-server` package): `mariadb-install-db`
@@ -81,35 +81,6 @@ function mysqlUser(): { uid: number; gid: number } {
   return { uid: id('-u'), gid: id('-g') };
 }
 
-/** A port nobody in this process uses and the OS just handed out; a race is retried by the caller. */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = createServer();
-      srv.once('error', reject);
-      srv.listen(0, HOST, () => {
-        const { port } = srv.address() as { port: number };
-        srv.close(() => resolve(port));
-      });
-    });
-    if (![...live].some((c) => c.port === port)) return port;
-  }
-}
-
-async function readFrom(path: string, offset: number): Promise<string> {
-  const fh = await open(path, 'r').catch(() => null);
-  if (!fh) return '';
-  try {
-    const { size } = await fh.stat();
-    const buf = Buffer.alloc(Math.max(0, size - offset));
-    await fh.read(buf, 0, buf.length, offset);
-    return buf.toString('utf8');
-  } finally {
-    await fh.close();
-  }
-}
-
-let hooked = false;
 function cleanupSync(): void {
   for (const c of live) {
     if (c.child?.pid && c.child.exitCode === null && c.child.signalCode === null) {
@@ -120,17 +91,6 @@ function cleanupSync(): void {
     rmSync(c.base, { recursive: true, force: true });
   }
   live.clear();
-}
-function hookExit(): void {
-  if (hooked) return;
-  hooked = true;
-  process.on('exit', cleanupSync);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(sig, () => {
-      cleanupSync();
-      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-    });
-  }
 }
 
 const sqlString = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
@@ -148,7 +108,7 @@ export async function startMariadb(): Promise<MariadbServer> {
   const { server, installDb } = binaries();
   const rootPassword = randomBytes(18).toString('base64url');
   const adminPassword = randomBytes(18).toString('base64url');
-  hookExit();
+  onProcessExit(cleanupSync);
   const base = await mkdtemp(join(tmpdir(), 'custody-mariadb-'));
   const c: Live = { base, port: 0 };
   live.add(c);
@@ -268,7 +228,7 @@ export async function startMariadb(): Promise<MariadbServer> {
       await rm(initFile, { force: true });
     }
     for (let attempt = 1; ; attempt++) {
-      c.port = await freePort();
+      c.port = await freePort([...live].map((x) => x.port));
       try {
         await startServer(c.port);
         break;

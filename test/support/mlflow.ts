@@ -2,10 +2,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, type Dispatcher, request } from 'undici';
+import { freePort, onProcessExit, readFrom } from './process.js';
 import { ensureVenv } from './python-venv.js';
 
 /**
@@ -52,7 +52,6 @@ interface Live {
 }
 const live = new Set<Live>();
 
-let hooked = false;
 function killGroup(proc: ChildProcess | null, signal: NodeJS.Signals): void {
   if (!proc?.pid) return;
   try {
@@ -66,31 +65,6 @@ function cleanupSync(): void {
   }
   live.clear();
 }
-function hookExit(): void {
-  if (hooked) return;
-  hooked = true;
-  process.on('exit', cleanupSync);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(sig, () => {
-      cleanupSync();
-      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-    });
-  }
-}
-
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = createServer();
-      srv.once('error', reject);
-      srv.listen(0, HOST, () => {
-        const { port } = srv.address() as { port: number };
-        srv.close(() => resolve(port));
-      });
-    });
-    if (![...live].some((s) => s.port === port)) return port;
-  }
-}
 
 function groupAlive(pid: number): boolean {
   try {
@@ -98,19 +72,6 @@ function groupAlive(pid: number): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function readFrom(path: string, offset: number): Promise<string> {
-  const fh = await open(path, 'r').catch(() => null);
-  if (!fh) return '';
-  try {
-    const { size } = await fh.stat();
-    const buf = Buffer.alloc(Math.max(0, size - offset));
-    await fh.read(buf, 0, buf.length, offset);
-    return buf.toString('utf8');
-  } finally {
-    await fh.close();
   }
 }
 
@@ -165,7 +126,7 @@ export async function mlflowRequest(
 
 export async function startMlflow(opts: MlflowOptions = {}): Promise<MlflowServer> {
   const venv = await ensureVenv();
-  hookExit();
+  onProcessExit(cleanupSync);
   const started = performance.now();
   const adminPassword = randomBytes(18).toString('base64url');
   const base = await mkdtemp(join(tmpdir(), 'custody-mlflow-'));
@@ -296,7 +257,7 @@ export async function startMlflow(opts: MlflowOptions = {}): Promise<MlflowServe
       await writeFile(join(base, 'tls-key.pem'), opts.tls.keyPem, { mode: 0o600 });
     }
     for (let attempt = 1; ; attempt++) {
-      s.port = await freePort();
+      s.port = await freePort([...live].map((x) => x.port));
       try {
         await launch(s.port);
         break;

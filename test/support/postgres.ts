@@ -1,11 +1,11 @@
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { chmod, chown, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { freePort, onProcessExit, readFrom } from './process.js';
 
 /**
  * A throwaway PostgreSQL cluster for tests: `initdb` into a fresh temp dir, started on a free loopback
@@ -90,35 +90,6 @@ function postgresUser(): { uid: number; gid: number } {
   return { uid: id('-u'), gid: id('-g') };
 }
 
-/** A port nobody in this process uses and the OS just handed out; a race is retried by the caller. */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = createServer();
-      srv.once('error', reject);
-      srv.listen(0, HOST, () => {
-        const { port } = srv.address() as { port: number };
-        srv.close(() => resolve(port));
-      });
-    });
-    if (![...live].some((c) => c.port === port)) return port;
-  }
-}
-
-async function readFrom(path: string, offset: number): Promise<string> {
-  const fh = await open(path, 'r').catch(() => null);
-  if (!fh) return '';
-  try {
-    const { size } = await fh.stat();
-    const buf = Buffer.alloc(Math.max(0, size - offset));
-    await fh.read(buf, 0, buf.length, offset);
-    return buf.toString('utf8');
-  } finally {
-    await fh.close();
-  }
-}
-
-let hooked = false;
 function cleanupSync(): void {
   for (const c of live) {
     if (c.running) runSync('pg_ctl', ['stop', '-D', c.dataDir, '-m', 'immediate', '-w'], c.base);
@@ -126,22 +97,11 @@ function cleanupSync(): void {
   }
   live.clear();
 }
-function hookExit(): void {
-  if (hooked) return;
-  hooked = true;
-  process.on('exit', cleanupSync);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(sig, () => {
-      cleanupSync();
-      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-    });
-  }
-}
 
 export async function startPostgres(opts: { password?: string } = {}): Promise<PostgresCluster> {
   const password = opts.password ?? randomBytes(18).toString('base64url');
   if (!password || /[\r\n]/.test(password)) throw new Error('The password must be one non-empty line');
-  hookExit();
+  onProcessExit(cleanupSync);
   const base = await mkdtemp(join(tmpdir(), 'custody-pg-'));
   if (/['\s\\]/.test(base)) {
     await rm(base, { recursive: true, force: true });
@@ -195,7 +155,7 @@ export async function startPostgres(opts: { password?: string } = {}): Promise<P
       await rm(pwFile, { force: true });
     }
     for (let attempt = 1; ; attempt++) {
-      c.port = await freePort();
+      c.port = await freePort([...live].map((x) => x.port));
       try {
         await startServer(c.port);
         break;
