@@ -64,6 +64,7 @@ export function createEngineRoles(storage: Storage, mounts: EngineMounts): Engin
           'ttl must be at least 1s and no longer than max ttl',
           'Example: --ttl 1h --max-ttl 24h.',
         );
+      mounts.factoryFor(r.type).checkRoleTtl?.(config, ttl, maxTtl);
       const now = Date.now();
       const values = {
         kind: 'dynamic' as const,

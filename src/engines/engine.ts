@@ -32,8 +32,24 @@ export interface IssuedCredential {
   data: Record<string, string>;
 }
 
+/**
+ * How a lease of this role can end. Engines whose credentials cannot be withdrawn (cloud tokens
+ * such as STS sessions or a plain SAS) say so: the lease records it and shows it.
+ */
+export interface LeaseTerms {
+  /** Revoking the lease ends the credential before its expiry. */
+  revocable: boolean;
+  /** `renew` can extend the credential (otherwise the lease ends at its first expiry). */
+  renewable: boolean;
+}
+
 export interface Engine<Role = unknown> {
   readonly type: string;
+  /**
+   * Optional: the lease's terms for a credential of `role` lasting `ttlSeconds`; may refuse a TTL
+   * the backend cannot honour (CustodyError 400). Engines without it: revocable and renewable.
+   */
+  leaseTerms?(role: Role, ttlSeconds: number): LeaseTerms;
   /** Checks the connection and credentials work (called on configure). */
   verify(): Promise<void>;
   /** Chooses a safe, unique username and a strong password. No side effects. */
@@ -67,4 +83,6 @@ export interface EngineFactory<Config = Record<string, unknown>, Role = unknown>
   open(config: Config): Engine<Role>;
   /** Config safe to show (no passwords). */
   redactConfig(config: Config): Record<string, unknown>;
+  /** Optional: refuses a role TTL / max TTL the backend cannot honour (CustodyError 400). */
+  checkRoleTtl?(role: Role, ttlSeconds: number, maxTtlSeconds: number): void;
 }

@@ -41,6 +41,10 @@ export function createLeaseIssuance(deps: LeaseIssuanceDeps): LeaseIssuance {
       }
       const now = Date.now();
       const ttl = Math.min(ttlSeconds ?? role.ttlSeconds, role.maxTtlSeconds);
+      // The engine may refuse a TTL its backend cannot honour, and says whether the credential can
+      // be revoked early or renewed (a requested TTL is checked as asked, not as capped).
+      if (ttlSeconds !== undefined) engine.leaseTerms?.(role.config, ttlSeconds);
+      const terms = engine.leaseTerms?.(role.config, ttl) ?? { revocable: true, renewable: true };
       const expiresAt = now + ttl * 1000;
       const ctx = {
         env,
@@ -61,9 +65,10 @@ export function createLeaseIssuance(deps: LeaseIssuanceDeps): LeaseIssuance {
         username: prepared.username,
         issued_at: now,
         expires_at: expiresAt,
-        max_expires_at: now + role.maxTtlSeconds * 1000,
+        max_expires_at: terms.renewable ? now + role.maxTtlSeconds * 1000 : expiresAt,
         last_renewed_at: null,
-        renewable: 1,
+        renewable: terms.renewable ? 1 : 0,
+        revocable: terms.revocable ? 1 : 0,
         state: 'creating',
         attempts: 0,
         last_error: null,

@@ -22,6 +22,8 @@ export interface Lease {
   maxExpiresAt: number;
   lastRenewedAt: number | null;
   renewable: boolean;
+  /** False when revoking the lease cannot end the credential before its expiry. */
+  revocable: boolean;
   state: LeaseState;
   attempts: number;
   lastError: string | null;

@@ -28,6 +28,7 @@ export const toLease = (r: LeaseRow): Lease => ({
   maxExpiresAt: r.max_expires_at,
   lastRenewedAt: r.last_renewed_at,
   renewable: r.renewable === 1,
+  revocable: r.revocable !== 0,
   state: r.state,
   attempts: r.attempts,
   lastError: r.last_error,

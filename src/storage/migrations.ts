@@ -228,6 +228,16 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('leases_identity').on('leases').column('identity_id').execute();
     },
   },
+  '0006_storage_creds': {
+    async up(db: Kysely<any>) {
+      // Whether revoking the lease ends the credential before its expiry (STS sessions and plain
+      // SAS tokens cannot be withdrawn): existing leases are all database/MLflow users, so 1.
+      await db.schema
+        .alterTable('leases')
+        .addColumn('revocable', 'integer', (c) => c.notNull().defaultTo(1))
+        .execute();
+    },
+  },
 };
 
 export async function migrateToLatest(db: Kysely<any>): Promise<void> {

@@ -1,3 +1,4 @@
+import type { ColumnType } from 'kysely';
 /**
  * Row shapes of every table. Times are epoch milliseconds (BIGINT), booleans are 0/1 integers and
  * structured fields are JSON text, so the same queries run unchanged on SQLite and PostgreSQL.
@@ -184,6 +185,8 @@ export interface LeaseTable {
   max_expires_at: number;
   last_renewed_at: number | null;
   renewable: number;
+  /** 0 when revoking cannot end the credential early (it only expires); see Engine.leaseTerms. */
+  revocable: ColumnType<number, number | undefined, number>;
   state: LeaseState;
   attempts: number;
   last_error: string | null;
