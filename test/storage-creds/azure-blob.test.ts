@@ -166,14 +166,12 @@ describe('azure-blob engine on Azurite', () => {
   });
 
   it('five policies per container: a sixth concurrent lease gets 409 PolicySlotsExhausted; foreign policies are kept', async () => {
-    await admin
-      .getContainerClient('datasets')
-      .setAccessPolicy(undefined, [
-        {
-          id: 'team-policy',
-          accessPolicy: { permissions: 'r', expiresOn: new Date(Date.now() + 86_400_000) },
-        },
-      ]);
+    await admin.getContainerClient('datasets').setAccessPolicy(undefined, [
+      {
+        id: 'team-policy',
+        accessPolicy: { permissions: 'r', expiresOn: new Date(Date.now() + 86_400_000) },
+      },
+    ]);
     const leases = [];
     for (let i = 0; i < 4; i++) leases.push(await issue('reader'));
     const sixth = await api.call('POST', '/v1/creds/dev/lake/reader', {});
