@@ -269,6 +269,42 @@ print(json.dumps({"report": json.loads(out), "token": os.environ["AZURE_STORAGE_
     assert.equal(JSON.stringify(shown).includes(az.key), false, 'engine info never shows the key');
   });
 
+  it('the CLI writes a role with --config and shows whether its leases can be revoked early', async () => {
+    const w = await cli([
+      'engine',
+      'role',
+      'write',
+      'dev/lake/cli-role',
+      '--ttl',
+      '30m',
+      '--config',
+      'container=datasets',
+      '--config',
+      'permissions=rl',
+      '--config',
+      'revocation=expiry-only',
+      '--format',
+      'json',
+    ]);
+    assert.equal(w.code, 0, w.stderr);
+    const shown = await cli(['engine', 'role', 'read', 'dev/lake/cli-role']);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /revocable_early:\s+false/);
+    assert.match(shown.stdout, /Cannot be revoked early/);
+    const bad = await cli([
+      'engine',
+      'role',
+      'write',
+      'dev/lake/cli-role',
+      '--config',
+      'container=datasets',
+      '--config',
+      'permissions=rq',
+    ]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /InvalidEngineRole/);
+  });
+
   it('canary: the account key is in no log line, audit entry, error or file of the broker', async () => {
     const logs = broker.stdout() + broker.stderr();
     assert.equal(logs.includes(az.key), false, 'logs');

@@ -8,13 +8,19 @@ import { type Engine, engineRows, engineUrl } from './api.js';
 
 /** `custody engine configure|list|show|remove|rotate-root`: the engines of an environment. */
 
-const TYPES = ['postgresql', 'mysql', 'mlflow'] as const;
+const TYPES = ['postgresql', 'mysql', 'mlflow', 'azure-blob', 'aws-s3'] as const;
+/** What --connection-url, --username and --password are for each engine type. */
+const FIELDS: Record<string, [url: string, user: string, password: string]> = {
+  mlflow: ['tracking_uri', 'username', 'password'],
+  'azure-blob': ['endpoint', 'account_name', 'account_key'],
+  'aws-s3': ['sts_endpoint', 'access_key_id', 'secret_access_key'],
+};
 
 /**
  * `--config key=value` → an engine config field: `true`/`false` and whole numbers become JSON
  * booleans and numbers, `@file` the file's text (a PEM bundle), anything else stays a string.
  */
-async function configValue(key: string, value: string): Promise<unknown> {
+export async function configValue(key: string, value: string): Promise<unknown> {
   if (value.startsWith('@')) return readTextFile(value.slice(1), `the file for --config ${key}`);
   if (value === 'true') return true;
   if (value === 'false') return false;
@@ -30,7 +36,7 @@ export function registerEngineConfig(engine: Command): void {
     .requiredOption('--type <type>', `engine type: ${TYPES.join(', ')}`)
     .requiredOption(
       '--connection-url <url>',
-      'the backend URL without credentials (mlflow: the tracking URI)',
+      'the backend URL without credentials (mlflow: the tracking URI; azure-blob: the blob endpoint; aws-s3: the STS endpoint)',
     )
     .option('--username <user>', 'the admin user Custody connects as')
     .option('--password-file <file>', "read the admin user's password from a file")
@@ -51,10 +57,11 @@ export function registerEngineConfig(engine: Command): void {
         what: 'the password',
         keepSpaces: true,
       });
+      const [urlKey, userKey, passwordKey] = FIELDS[type] ?? ['connection_url', 'username', 'password'];
       const config: Record<string, unknown> = {
-        [type === 'mlflow' ? 'tracking_uri' : 'connection_url']: o.connectionUrl,
-        ...given(o.username, 'username'),
-        ...given(password, 'password'),
+        [urlKey]: o.connectionUrl,
+        ...given(o.username, userKey),
+        ...given(password, passwordKey),
       };
       for (const item of o.config ?? []) {
         const [k, v] = A.pair(item, '--config');
@@ -74,6 +81,10 @@ export function registerEngineConfig(engine: Command): void {
     '    --connection-url "mysql://db:3306/shop?ssl-mode=verify_identity" --username custody --password -',
     '$ custody engine configure prod/mlflow --type mlflow --connection-url https://mlflow.internal \\',
     '    --username admin --password-file mlflow.pw --config ca_pem=@mlflow-ca.pem',
+    '$ custody engine configure prod/lake --type azure-blob --connection-url https://mldata.blob.core.windows.net \\',
+    '    --username mldata --password-file account.key            # account name, account key (sealed)',
+    '$ custody engine configure prod/s3 --type aws-s3 --connection-url https://sts.eu-west-1.amazonaws.com \\',
+    '    --username AKIA… --password-file aws.secret --config region=eu-west-1 --config revoke_sessions=true',
     '',
     'The password is read from a file or stdin only, never from the command line; it is never shown again.',
     'Afterwards, `custody engine rotate-root` changes it so that only Custody knows it.',

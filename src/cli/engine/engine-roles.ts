@@ -4,6 +4,7 @@ import { clientOf, collect, examples, outputOf } from '../context.js';
 import { usageError } from '../errors.js';
 import { durationField, given, listField, oneFamily, showSettings } from '../role-options.js';
 import { type EngineRole, engineUrl, roleRows, roleUrl } from './api.js';
+import { configValue } from './engine-config.js';
 import { statementsFrom } from './statements.js';
 
 /** `custody engine role write|read|list|delete`: dynamic roles, what each issued credential may do. */
@@ -58,6 +59,11 @@ export function registerEngineRoles(engine: Command): void {
     )
     .option('--username-template <template>', 'how user names are built, e.g. custody-{{role}}-{{random}}')
     .option(
+      '--config <key=value>',
+      'another role field (repeatable), e.g. azure-blob: container=datasets permissions=rl; aws-s3: bucket=… actions=read,list',
+      collect,
+    )
+    .option(
       '--experiment <ID=PERMISSION>',
       'mlflow: experiment id and READ, EDIT or MANAGE (repeatable)',
       collect,
@@ -89,6 +95,10 @@ export function registerEngineRoles(engine: Command): void {
         ...given(experiments, 'experiments'),
         ...given(models, 'registered_models'),
       };
+      for (const item of o.config ?? []) {
+        const [k, v] = A.pair(item, '--config');
+        config[k] = await configValue(k, v);
+      }
       const body = {
         ...durationField(o.ttl, 'ttl', '--ttl'),
         ...durationField(o.maxTtl, 'max_ttl', '--max-ttl'),
@@ -104,6 +114,9 @@ export function registerEngineRoles(engine: Command): void {
     '$ custody engine role write prod/warehouse/custom --creation-statements create.sql --revocation-statements drop.sql',
     "$ custody engine role write prod/shop/reader --grant 'SELECT ON shop.*'",
     '$ custody engine role write prod/mlflow/trainer --ttl 8h --experiment 12=EDIT --model churn=READ',
+    '$ custody engine role write prod/lake/reader --ttl 1h --config container=datasets --config prefix=imagenet/ --config permissions=rl',
+    '$ custody engine role write prod/s3/reader --ttl 1h --max-ttl 1h --config role_arn=arn:aws:iam::123456789012:role/ml-data \\',
+    '    --config bucket=datasets --config prefix=imagenet/ --config actions=read,list',
     '',
     'Statement files: one statement per line, or statements separated by `;` (then they may span lines);',
     'lines starting with -- are comments. Placeholders are substituted already quoted: write',
