@@ -24,6 +24,8 @@ export interface IssuedCredentials {
   max_expires_at: string;
   lease_duration: number;
   renewable: boolean;
+  /** False when revoking cannot end the credential before its expiry (STS sessions, plain SAS). */
+  revocable?: boolean;
   data: Record<string, string>;
 }
 
@@ -38,6 +40,8 @@ export class Lease extends EventEmitter {
   readonly password: string;
   readonly data: Readonly<Record<string, string>>;
   readonly renewable: boolean;
+  /** False when `close()` ends the lease but the credential keeps working until its expiry. */
+  readonly revocable: boolean;
   expiresAt: Date;
   maxExpiresAt: Date;
   private timer: NodeJS.Timeout | undefined;
@@ -54,6 +58,7 @@ export class Lease extends EventEmitter {
     this.password = issued.password;
     this.data = Object.freeze({ ...issued.data });
     this.renewable = issued.renewable;
+    this.revocable = issued.revocable !== false;
     this.expiresAt = new Date(issued.expires_at);
     this.maxExpiresAt = new Date(issued.max_expires_at);
     this.schedule();

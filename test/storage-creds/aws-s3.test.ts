@@ -316,6 +316,17 @@ print(json.dumps({"body": body, "lease": os.environ["DATA_LEASE_ID"], "has_token
     assert.equal(lease.state, 'revoked');
   });
 
+  it('custody doctor --creds: lists the prefix with the STS credentials and says they cannot be revoked early', async () => {
+    await clearRevocations();
+    const r = await cli(['doctor', '--creds', 'dev/s3/train']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(
+      r.stdout,
+      /PASS storage dev\/s3\/train — the credential lists s3:\/\/datasets\/train\/ \(1 objects seen\)/,
+    );
+    assert.match(r.stdout, /not revocable early: the credential keeps working until/);
+  });
+
   it('bad input: TTL beyond the STS limits, .. in a prefix, unknown actions — 400 with code and hint', async () => {
     const role = (body: Record<string, unknown>) => api.call('PUT', '/v1/engines/dev/s3/roles/bad', body);
     const over = await role({

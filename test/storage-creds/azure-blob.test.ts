@@ -305,6 +305,23 @@ print(json.dumps({"report": json.loads(out), "token": os.environ["AZURE_STORAGE_
     assert.match(bad.stderr, /InvalidEngineRole/);
   });
 
+  it('custody doctor --creds: issues, lists the container with the SAS, revokes, and sees the SAS refused', async () => {
+    const r = await cli(['doctor', '--creds', 'dev/lake/reader']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /PASS storage dev\/lake\/reader — the credential lists container datasets/);
+    assert.match(
+      r.stdout,
+      /PASS storage dev\/lake\/reader revocation — revoked: the storage refuses the credential/,
+    );
+    assert.doesNotMatch(r.stdout, /sig=/, 'no SAS in the output');
+    const slots = (await admin.getContainerClient('datasets').getAccessPolicy()).signedIdentifiers;
+    assert.deepEqual(
+      slots.filter((i) => i.id.startsWith('cst-')),
+      [],
+      'the test lease left no policy behind',
+    );
+  });
+
   it('canary: the account key is in no log line, audit entry, error or file of the broker', async () => {
     const logs = broker.stdout() + broker.stderr();
     assert.equal(logs.includes(az.key), false, 'logs');

@@ -6,6 +6,7 @@ import * as A from '../args.js';
 import { usageError } from '../errors.js';
 import { type CheckStatus, type Doctor, fmtDuration } from './checks.js';
 import { type CustodySession, openSession, tokenEnd, tokenLifetime } from './custody.js';
+import { checkStorageUse } from './storage.js';
 
 /*
  * `--creds ENV/ENGINE/ROLE`: can this identity get the dynamic credentials the job needs, and do
@@ -118,6 +119,7 @@ async function checkLease(
   const now = Date.now();
   const ttl = (lease.expiresAt.getTime() - now) / 1000;
   const max = (lease.maxExpiresAt.getTime() - now) / 1000;
+  const storage = await checkStorageUse(d, ref, lease);
   try {
     await lease.close();
   } catch (err) {
@@ -129,6 +131,7 @@ async function checkLease(
     );
     return undefined;
   }
+  if (storage) await storage.afterRevoke();
   const life = `ttl ${fmtDuration(ttl)}${lease.renewable ? `, renewable up to ${fmtDuration(max)} (max TTL)` : ', not renewable'}`;
   const endsAt = lease.renewable ? lease.maxExpiresAt.getTime() : lease.expiresAt.getTime();
   if (expectSec === undefined) {

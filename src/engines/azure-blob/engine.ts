@@ -40,8 +40,6 @@ export interface AzureRevocationData {
 
 const MAX_POLICIES = 5;
 const POLICY_PREFIX = 'cst-';
-/** Storage service version that signs `sr=d` directory SAS tokens. */
-const DIRECTORY_SAS_VERSION = '2020-02-10';
 
 export class AzureBlobEngine implements Engine<AzureBlobRole> {
   readonly type = 'azure-blob';
@@ -204,6 +202,7 @@ export class AzureBlobEngine implements Engine<AzureBlobRole> {
     // a field its policy sets too), which is also what lets renew move the expiry.
     const timing = policy ? { identifier: policy } : { expiresOn: expiresAt, permissions: role.permissions };
     if (role.prefix) {
+      // `sr=d` needs service version 2020-02-10 or later: the SDK signs with its own, newer one.
       const key = new DataLakeKey(this.config.account_name, this.config.account_key);
       return generateDataLakeSASQueryParameters(
         {
@@ -211,7 +210,6 @@ export class AzureBlobEngine implements Engine<AzureBlobRole> {
           pathName: role.prefix.slice(0, -1),
           isDirectory: true,
           directoryDepth: prefixDepth(role.prefix),
-          version: DIRECTORY_SAS_VERSION,
           protocol,
           ipRange,
           ...(policy
