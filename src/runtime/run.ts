@@ -19,6 +19,12 @@ import {
   type SecretSpec,
   SpecError,
 } from './specs.js';
+import {
+  AWS_ENV_CREDENTIALS,
+  PLAIN_IN_FILE_MODE,
+  STORAGE_SECRET_FIELDS,
+  storageFileForm,
+} from './storage-files.js';
 import { exitCodeOf, SignalTrap, SpawnError, type Supervised, startChild } from './supervisor.js';
 import {
   startVaultProxy,
@@ -245,7 +251,7 @@ export async function runJob(
       keeper.enableRotation({
         graceMs: opts.rotateGraceMs ?? 30_000,
         deliver: (spec, issued) => {
-          const vars = credsVariables(spec, issued);
+          const vars = storageFileForm(credsVariables(spec, issued));
           const secretsNow = passwordVariables(spec).map((variable) => ({
             variable,
             value: issued.password,
@@ -307,7 +313,10 @@ export async function runJob(
         );
       }
       const by = credsOwner(spec);
-      for (const [k, v] of credsVariables(spec, issued)) {
+      const vars = credsVariables(spec, issued);
+      // Storage credentials carry more secrets than the password (session token, SAS URLs).
+      for (const [k, v] of vars) if (STORAGE_SECRET_FIELDS.has(k)) toMask.push({ variable: k, value: v });
+      for (const [k, v] of opts.files ? storageFileForm(vars) : vars) {
         const prev = owner.get(k);
         if (prev !== undefined && prev !== by) {
           throw new CliError(
@@ -378,9 +387,12 @@ export async function runJob(
       const secretFiles = SecretFiles.create(parentEnv);
       files = secretFiles;
       for (const [k, v] of Object.entries(childVars)) {
+        if (PLAIN_IN_FILE_MODE.has(k)) continue;
         childVars[k] = secretFiles.write(k, v);
         fileVars.add(k);
       }
+      // A credentials file loses to AWS_* credentials in the environment: the parent's must go.
+      if ('AWS_SHARED_CREDENTIALS_FILE' in childVars) for (const k of AWS_ENV_CREDENTIALS) delete env[k];
     }
     Object.assign(env, childVars);
     checkAbort();

@@ -316,6 +316,35 @@ print(json.dumps({"body": body, "lease": os.environ["DATA_LEASE_ID"], "has_token
     assert.equal(lease.state, 'revoked');
   });
 
+  it('custody run --files: an AWS shared credentials file instead of AWS_* secrets; boto3 reads it', async () => {
+    await clearRevocations();
+    const res = await cli(
+      [
+        'run',
+        '--files',
+        '--creds',
+        'DATA=dev/s3/train',
+        '--',
+        venv.python,
+        '-c',
+        `import boto3, json, os
+path = os.environ["AWS_SHARED_CREDENTIALS_FILE"]
+body = boto3.client("s3").get_object(Bucket=os.environ["S3_BUCKET"], Key=os.environ["S3_PREFIX"] + "a.csv")["Body"].read().decode()
+print(json.dumps({"body": body, "env_keys": [k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN") if k in os.environ], "file": path, "mode": oct(os.stat(path).st_mode & 0o777), "profile": open(path).read().splitlines()[0]}))`,
+      ],
+      {
+        timeoutMs: 60_000,
+        env: { AWS_ACCESS_KEY_ID: 'AKIAPARENTSHOULDGO00', AWS_SECRET_ACCESS_KEY: 'parent-secret' },
+      },
+    );
+    assert.equal(res.code, 0, res.stderr);
+    const line = JSON.parse(res.stdout.trim().split('\n').pop()!);
+    assert.equal(line.body, 'train-data');
+    assert.deepEqual(line.env_keys, [], 'no AWS_* secrets in the environment (the parent’s are removed too)');
+    assert.equal(line.mode, '0o600');
+    assert.equal(line.profile, '[default]');
+  });
+
   it('custody doctor --creds: lists the prefix with the STS credentials and says they cannot be revoked early', async () => {
     await clearRevocations();
     const r = await cli(['doctor', '--creds', 'dev/s3/train']);

@@ -245,6 +245,32 @@ print(json.dumps({"report": json.loads(out), "token": os.environ["AZURE_STORAGE_
     assert.deepEqual(after, { 'read:datasets/train/a.csv': 'denied:403' });
   });
 
+  it('custody run --files: the SAS in AZURE_STORAGE_SAS_TOKEN_FILE, the account URL as a value', async () => {
+    const res = await cli(
+      [
+        'run',
+        '--files',
+        '--creds',
+        'DATA=dev/lake/reader',
+        '--',
+        venv.python,
+        '-c',
+        `import os, json
+from azure.storage.blob import BlobServiceClient
+sas = open(os.environ["AZURE_STORAGE_SAS_TOKEN_FILE"]).read()
+svc = BlobServiceClient(os.environ["AZURE_STORAGE_ACCOUNT_URL"], credential=sas)
+body = svc.get_container_client(os.environ["AZURE_STORAGE_CONTAINER"]).download_blob("train/a.csv").readall().decode()
+print(json.dumps({"body": body, "token_in_env": "AZURE_STORAGE_SAS_TOKEN" in os.environ, "echo": sas}))`,
+      ],
+      { timeoutMs: 60_000 },
+    );
+    assert.equal(res.code, 0, res.stderr);
+    const line = JSON.parse(res.stdout.trim().split('\n').pop()!);
+    assert.equal(line.body, 'x,y\n1,2\n');
+    assert.equal(line.token_in_env, false);
+    assert.doesNotMatch(line.echo, /sig=/, 'the SAS printed by the job is masked in its output');
+  });
+
   it('bad input: permission letters, .. in a prefix, a wrong account key — 400 with code and hint', async () => {
     const role = (config: Record<string, unknown>) =>
       api.call('PUT', '/v1/engines/dev/lake/roles/bad', { config });
