@@ -214,6 +214,8 @@ export function registerRun(program: Command): void {
     '$ custody run --login prod/approle/etl --role-id "$ROLE_ID" --secret-id-file /run/secret-id -- ./etl.sh',
     '$ custody run --expect 36h --strict-expect --creds PG=prod/warehouse/reader -- python train.py',
     '$ custody run --files --on-rotate SIGHUP --creds PG=prod/warehouse/reader -- ./server   # re-reads $PG_PASSWORD on SIGHUP',
+    '$ custody run --creds DATA=prod/lake/reader -- python train.py     # azure-blob: AZURE_STORAGE_SAS_TOKEN, AZURE_STORAGE_ACCOUNT_URL',
+    '$ custody run --files --creds DATA=prod/s3/reader -- python train.py   # aws-s3: AWS_SHARED_CREDENTIALS_FILE, AWS_REGION',
     '$ custody run --env-template job.env -- ./etl.sh',
     '',
     'job.env (# comments, blank lines; every creds: line on one role shares one lease):',

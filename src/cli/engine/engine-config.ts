@@ -104,8 +104,15 @@ export function registerEngineConfig(engine: Command): void {
         [
           { header: 'NAME', get: (e) => e.name },
           { header: 'TYPE', get: (e) => e.type },
-          { header: 'URL', get: (e) => e.config.connection_url ?? e.config.tracking_uri },
-          { header: 'USERNAME', get: (e) => e.config.username },
+          {
+            header: 'URL',
+            get: (e) =>
+              e.config.connection_url ?? e.config.tracking_uri ?? e.config.endpoint ?? e.config.sts_endpoint,
+          },
+          {
+            header: 'USERNAME',
+            get: (e) => e.config.username ?? e.config.account_name ?? e.config.access_key_id,
+          },
           { header: 'UPDATED', get: (e) => e.updated_at },
         ],
         `No engines in ${env}.`,
