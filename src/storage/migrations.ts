@@ -242,7 +242,14 @@ const migrations: Record<string, Migration> = {
 
 export async function migrateToLatest(db: Kysely<any>): Promise<void> {
   const provider: MigrationProvider = { getMigrations: async () => migrations };
-  const migrator = new Migrator({ db, provider, migrationTableName: 'custody_migrations' });
+  // Unordered: features land in parallel, each with its own independent migration, so a database
+  // may have a later-numbered one applied before an earlier-numbered one arrives.
+  const migrator = new Migrator({
+    db,
+    provider,
+    migrationTableName: 'custody_migrations',
+    allowUnorderedMigrations: true,
+  });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
